@@ -1,0 +1,99 @@
+//! Group commit for incoming webhooks. Shopify wants a 2xx within 5 s, and Keel must not answer
+//! before the delivery is durable. One transaction per delivery would cap throughput at the
+//! database's commit rate (SQLite has a single writer), so concurrent deliveries are gathered
+//! into one transaction: a request waits only for the commit that includes it, never for a
+//! timer. Under light load a batch is one delivery; under heavy load commits amortise.
+
+use crate::clock::DynClock;
+use crate::store::{DynStore, NewWebhook, WebhookRecorded};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// The most deliveries one transaction takes.
+const MAX_BATCH: usize = 256;
+/// Requests waiting for a commit before new ones are pushed back (bounded memory).
+const QUEUE_DEPTH: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The delivery was not stored; answering 5xx makes Shopify retry it.
+    #[error("the delivery could not be stored: {0}")]
+    NotStored(String),
+    #[error("Keel is shutting down")]
+    ShuttingDown,
+}
+
+type Reply = oneshot::Sender<Result<WebhookRecorded, IntakeError>>;
+
+/// Handle to the intake task; cheap to clone.
+#[derive(Clone)]
+pub struct Intake {
+    tx: mpsc::Sender<(NewWebhook, Reply)>,
+}
+
+impl Intake {
+    /// Start the committing task. `jobs_ready` is notified after each commit that queued work.
+    pub fn spawn(store: DynStore, clock: DynClock, jobs_ready: Arc<Notify>) -> Intake {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(commit_loop(store, clock, jobs_ready, rx));
+        Intake { tx }
+    }
+
+    /// Store one delivery durably (with its job) and say what happened.
+    pub async fn record(&self, webhook: NewWebhook) -> Result<WebhookRecorded, IntakeError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((webhook, reply)).await.map_err(|_| IntakeError::ShuttingDown)?;
+        answer.await.map_err(|_| IntakeError::ShuttingDown)?
+    }
+}
+
+async fn commit_loop(
+    store: DynStore,
+    clock: DynClock,
+    jobs_ready: Arc<Notify>,
+    mut rx: mpsc::Receiver<(NewWebhook, Reply)>,
+) {
+    let mut items = Vec::with_capacity(MAX_BATCH);
+    let mut replies = Vec::with_capacity(MAX_BATCH);
+    // Ends when every `Intake` handle is dropped and the queue is drained.
+    while let Some((first, reply)) = rx.recv().await {
+        items.push(first);
+        replies.push(reply);
+        while items.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((w, r)) => {
+                    items.push(w);
+                    replies.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        match store.record_webhooks(&items, clock.now()).await {
+            Ok(outcomes) if outcomes.len() == replies.len() => {
+                let queued = outcomes.iter().any(|o| matches!(o, WebhookRecorded::Queued { .. }));
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    // The requester may have gone away (client timeout); the row is stored anyway.
+                    let _ = reply.send(Ok(outcome));
+                }
+                if queued {
+                    jobs_ready.notify_waiters();
+                }
+            }
+            Ok(outcomes) => {
+                let why = format!("store returned {} outcomes for {} deliveries", outcomes.len(), replies.len());
+                tracing::error!("{why}");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
+                }
+            }
+            Err(e) => {
+                let why = super::error_chain(&e);
+                tracing::error!(error = %why, batch = items.len(), "webhook batch not stored");
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
+                }
+            }
+        }
+        items.clear();
+    }
+}

@@ -1,0 +1,358 @@
+//! Persistence: one [`Store`] interface with a SQLite backend (`sqlite.rs`, the embedded default)
+//! and a PostgreSQL backend (`postgres.rs`, for several replicas). SQL is written per backend; the
+//! conformance suite in `tests/it/store_conformance.rs` runs against both so they cannot drift.
+//!
+//! The store knows rows, transactions and time values handed to it; it never reads the clock,
+//! never sees a plaintext token (callers encrypt), and knows nothing of HTTP or Shopify's JSON.
+//! Every multi-row write happens in one transaction.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type Timestamp = DateTime<Utc>;
+
+/// Errors of the persistence layer. The edge maps `Unavailable` to 503 (retryable) and the rest
+/// to 500; `Conflict` is for unique violations a caller did not expect.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("a row with the same key already exists")]
+    Conflict(#[source] sqlx::Error),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("migrations failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+/// A shop as Keel knows it. A shop row exists from the first token exchange until `shop/redact`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shop {
+    pub domain: String,
+    pub installed: bool,
+    /// Granted scopes, comma-separated as Shopify sends them.
+    pub scopes: String,
+    pub installed_at: Option<Timestamp>,
+    pub uninstalled_at: Option<Timestamp>,
+    /// Set when Shopify refused the stored token twice or refused a refresh: the next admin open
+    /// must exchange a new token.
+    pub needs_reauth: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An offline token pair to store. Token fields are ciphertexts (see `crate::secrets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub access_token: Vec<u8>,
+    /// `None` for a legacy non-expiring token.
+    pub access_expires_at: Option<Timestamp>,
+    pub refresh_token: Option<Vec<u8>>,
+    pub refresh_expires_at: Option<Timestamp>,
+    pub scope: String,
+}
+
+/// The stored offline token of a shop. `version` grows by one on every write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub token: NewToken,
+    pub version: i64,
+    pub updated_at: Timestamp,
+}
+
+/// Outcome of trying to become the one refresher of a shop's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshClaim {
+    /// This caller holds the refresh lease until the given time; here is the token to refresh.
+    Claimed(TokenRecord),
+    /// Another caller (in this process or another replica) holds an unexpired lease.
+    Busy,
+    /// The shop has no stored token (never installed, uninstalled or redacted).
+    NoToken,
+}
+
+/// Who a compliance request is about. Shopify may send only the email; match on id, else email.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomerRef {
+    pub id: Option<i64>,
+    /// Lowercased.
+    pub email: Option<String>,
+}
+
+/// What a webhook needs from its shop to be processed rather than recorded as ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShopRequirement {
+    /// The shop row must exist (compliance topics: they arrive after uninstall too).
+    Known,
+    /// The shop must exist and be installed.
+    Installed,
+}
+
+/// A verified webhook delivery to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub shop: String,
+    pub topic: String,
+    /// `event:<X-Shopify-Event-Id>` when present, else `webhook:<X-Shopify-Webhook-Id>`.
+    /// Unique per shop: a second delivery with the same key is a duplicate.
+    pub dedupe_key: String,
+    pub webhook_id: String,
+    pub event_id: Option<String>,
+    pub api_version: Option<String>,
+    pub triggered_at: Option<String>,
+    /// The raw JSON body. Not stored for ignored deliveries.
+    pub payload: String,
+    /// The customer the payload is about, if any, so redaction can find it.
+    pub customer: CustomerRef,
+    pub requires: ShopRequirement,
+    /// Kind of the job to enqueue with the receipt (e.g. `webhook/app/uninstalled`).
+    pub job_kind: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    UnknownShop,
+    ShopUninstalled,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::UnknownShop => "unknown_shop",
+            IgnoreReason::ShopUninstalled => "shop_uninstalled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookRecorded {
+    /// Stored with its job, in one transaction.
+    Queued { receipt_id: i64, job_id: i64 },
+    /// A receipt with the same (shop, dedupe_key) exists: nothing was written.
+    Duplicate { receipt_id: i64 },
+    /// Recorded (without payload) and deliberately not processed.
+    Ignored { receipt_id: i64, reason: IgnoreReason },
+}
+
+/// A stored receipt (webhook deliveries now; Flow action runs later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: i64,
+    pub shop: String,
+    pub source: String,
+    pub topic: String,
+    pub dedupe_key: String,
+    /// `queued`, `done`, `failed`, `ignored` or `redacted`.
+    pub status: String,
+    pub payload: Option<String>,
+    pub customer: CustomerRef,
+    pub received_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub shop: Option<String>,
+    pub kind: String,
+    /// JSON. Never customer data: jobs point at receipts, which redaction scrubs.
+    pub payload: String,
+    pub receipt_id: Option<i64>,
+    pub run_at: Timestamp,
+    pub max_attempts: i32,
+}
+
+/// A claimed job. `attempt` counts this attempt (1 for the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub shop: Option<String>,
+    pub kind: String,
+    pub payload: String,
+    pub receipt_id: Option<i64>,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobCounts {
+    /// Queued, whether due now or later.
+    pub queued: i64,
+    /// Claimed with an unexpired or expired lease.
+    pub running: i64,
+    pub done: i64,
+    /// Out of attempts; shown in the activity log for replay.
+    pub dead: i64,
+    pub cancelled: i64,
+}
+
+/// One assembled `customers/data_request` answer, kept for the merchant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataExport {
+    pub id: i64,
+    pub shop: String,
+    pub customer: CustomerRef,
+    pub data_request_id: Option<i64>,
+    pub report: serde_json::Value,
+    pub created_at: Timestamp,
+}
+
+/// Everything Keel holds about one customer of one shop.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomerData {
+    /// Receipts whose payload is about the customer (payload included).
+    pub receipts: Vec<Receipt>,
+    pub exports: Vec<DataExport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RedactCounts {
+    pub receipts: u64,
+    pub exports: u64,
+    pub jobs: u64,
+    pub tokens: u64,
+    pub shops: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name, `sqlite` or `postgres`, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    /// A trivial round trip.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Apply pending migrations of this backend's folder.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// True when every migration the binary knows is applied (and none failed).
+    async fn migrations_current(&self) -> Result<bool, StoreError>;
+
+    // ---- shops and tokens ----
+    /// Upsert the shop as installed (clearing `uninstalled_at` and `needs_reauth`, setting
+    /// `installed_at` when it was not installed, `scopes` = token scope) and store the token,
+    /// in one transaction. Returns the stored token (version bumped).
+    async fn install_shop(
+        &self,
+        shop: &str,
+        token: &NewToken,
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError>;
+    async fn shop(&self, shop: &str) -> Result<Option<Shop>, StoreError>;
+    async fn token(&self, shop: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Take the shop's refresh lease for `holder` until `lease_until` if nobody holds an
+    /// unexpired one. Atomic across processes sharing the database.
+    async fn claim_token_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<RefreshClaim, StoreError>;
+    /// Release `holder`'s lease, storing `new` when given (version bumped), in one statement
+    /// or transaction. Returns false, writing nothing, when `holder` no longer holds the lease.
+    async fn finish_token_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        new: Option<&NewToken>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Delete the stored token and mark the shop as needing re-authorisation.
+    async fn mark_needs_reauth(&self, shop: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn set_scopes(&self, shop: &str, scopes: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// In one transaction: mark the shop uninstalled at `at`, delete its token, cancel its queued
+    /// jobs except those whose kind is in `keep_kinds`. Does nothing and returns false when the
+    /// shop is unknown, already uninstalled, or was (re)installed after `at` (a late webhook must
+    /// not undo a reinstall).
+    async fn uninstall_shop(
+        &self,
+        shop: &str,
+        at: Timestamp,
+        keep_kinds: &[&str],
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    // ---- webhook receipts ----
+    /// Record a batch of verified deliveries. Each item is handled as if alone, in order, all in
+    /// one transaction (group commit): a duplicate key answers `Duplicate` and writes nothing; a
+    /// shop not meeting `requires` gets an `ignored` receipt without payload and no job; otherwise
+    /// a receipt and its job are inserted. Concurrent calls with the same key yield exactly one
+    /// non-duplicate outcome.
+    async fn record_webhooks(
+        &self,
+        batch: &[NewWebhook],
+        now: Timestamp,
+    ) -> Result<Vec<WebhookRecorded>, StoreError>;
+    async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError>;
+    async fn set_receipt_status(&self, id: i64, status: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Receipts of a shop, newest first (tests and the activity log).
+    async fn receipts(&self, shop: &str, limit: i64) -> Result<Vec<Receipt>, StoreError>;
+
+    // ---- jobs ----
+    async fn enqueue_job(&self, job: &NewJob, now: Timestamp) -> Result<i64, StoreError>;
+    /// Claim the oldest due job: queued with `run_at <= now`, or running with an expired lease.
+    /// Sets the lease, increments attempts. Concurrent claimers never get the same job.
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError>;
+    /// Mark done. False if `worker` no longer holds the job's lease (it was reclaimed).
+    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Back to queued at `run_at`, recording `error`.
+    async fn retry_job(
+        &self,
+        id: i64,
+        worker: &str,
+        run_at: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Out of attempts or permanently failed: `dead`, recording `error`.
+    async fn bury_job(&self, id: i64, worker: &str, error: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn job_counts(&self) -> Result<JobCounts, StoreError>;
+    /// The earliest `run_at` among queued jobs, so a worker knows how long it may sleep.
+    async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    // ---- compliance ----
+    async fn customer_data(&self, shop: &str, customer: &CustomerRef) -> Result<CustomerData, StoreError>;
+    async fn save_data_export(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+        data_request_id: Option<i64>,
+        report: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+    async fn data_exports(&self, shop: &str) -> Result<Vec<DataExport>, StoreError>;
+    /// Erase the customer's data: delete their exports, scrub the payload of every receipt about
+    /// them (status `redacted`, payload and customer columns cleared), in one transaction.
+    async fn redact_customer(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+        now: Timestamp,
+    ) -> Result<RedactCounts, StoreError>;
+    /// Erase every row of the shop in every table, in one transaction, except the receipt and job
+    /// identified by `keep_receipt` (the running `shop/redact` itself, whose payload is scrubbed).
+    async fn redact_shop(&self, shop: &str, keep_receipt: Option<i64>) -> Result<RedactCounts, StoreError>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Open the store named by a database URL: `postgres://…`/`postgresql://…` → PostgreSQL,
+/// `sqlite:…` → SQLite (file created if missing, WAL mode). Migrations are not applied here.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    }
+}

@@ -1,0 +1,962 @@
+//! The SQLite backend: Keel's embedded default, one file (plus its WAL) under `./keel-data/`.
+//!
+//! Owns the connection set-up (WAL, busy timeout, foreign keys), SQLite's SQL for every `Store`
+//! method and the mapping of SQLite errors to [`StoreError`]. Times are stored as unix
+//! milliseconds handed in by the caller; nothing here reads a clock.
+//!
+//! SQLite allows one writer at a time, so this store keeps two pools: readers, and a writer pool
+//! of exactly one connection (see [`SqliteStore::connect`]).
+
+use super::{
+    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
+    RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError, Timestamp, TokenRecord, WebhookRecorded,
+};
+use async_trait::async_trait;
+use chrono::DateTime;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::types::Json;
+use sqlx::{Sqlite, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// Readers never block each other or the writer in WAL mode; a few cover the admin pages and
+/// workers without holding many file descriptors.
+const READERS: u32 = 4;
+/// How long SQLite itself waits for another process's write lock before answering SQLITE_BUSY.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a caller waits for a pooled connection before the store answers `Unavailable`
+/// (a 503 that Shopify and Flow retry). Writes queue here, behind the one writer connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts a webhook's job gets before it is buried for an operator to replay. With the
+/// backoff in `jobs::backoff` (2 s doubling, capped at an hour) this spans about four hours.
+/// Keep equal to the PostgreSQL backend's.
+const WEBHOOK_JOB_MAX_ATTEMPTS: i32 = 15;
+
+pub struct SqliteStore {
+    readers: SqlitePool,
+    /// The only connection that writes. Writers queue fairly in the pool instead of spinning in
+    /// SQLite's busy handler, and a deferred transaction can never find, when it first writes,
+    /// that another connection of ours committed since it read (SQLITE_BUSY_SNAPSHOT, which
+    /// no busy timeout retries). Multi-statement writes still say `BEGIN IMMEDIATE`, so a second
+    /// process on the same file (`keel migrate` beside `keel serve`, a test's second store) waits
+    /// for the write lock up front rather than failing halfway through a transaction.
+    writer: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database at `url`, e.g. `sqlite:///abs/path/keel.db` or
+    /// `sqlite:keel-data/keel.db`. The file's directory is created too. Migrations are not run.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(db_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL syncs at checkpoints, not at each commit: a committed
+            // transaction survives a crash of the process (kill -9), and only an OS crash or
+            // power loss can roll back the last commits. That is the durability Keel needs for
+            // the embedded case; several replicas use PostgreSQL.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                tokio::fs::create_dir_all(dir).await.map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+            }
+        }
+        // The writer connects first: it creates the file and switches it to WAL before any
+        // reader opens it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_error)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        Ok(Self { readers, writer })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+    }
+}
+
+/// The one mapping of SQLite errors. Busy/locked (another process held the write lock for the
+/// whole busy timeout) and I/O failures are worth retrying, so they are `Unavailable` too.
+fn db_error(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(e),
+        sqlx::Error::Database(d) => {
+            // Extended result codes carry the primary code in their low byte.
+            let primary = d.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            match primary {
+                // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+                Some(5 | 6 | 10 | 13 | 14) => StoreError::Unavailable(e),
+                _ => StoreError::Database(e),
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(e)
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+fn millis(t: Timestamp) -> i64 {
+    t.timestamp_millis()
+}
+
+fn time(ms: i64) -> Result<Timestamp, StoreError> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
+}
+
+fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(time).transpose()
+}
+
+#[derive(sqlx::FromRow)]
+struct ShopRow {
+    domain: String,
+    installed: bool,
+    scopes: String,
+    installed_at: Option<i64>,
+    uninstalled_at: Option<i64>,
+    needs_reauth: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ShopRow {
+    fn into_shop(self) -> Result<Shop, StoreError> {
+        Ok(Shop {
+            domain: self.domain,
+            installed: self.installed,
+            scopes: self.scopes,
+            installed_at: opt_time(self.installed_at)?,
+            uninstalled_at: opt_time(self.uninstalled_at)?,
+            needs_reauth: self.needs_reauth,
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "access_token, access_expires_at, refresh_token, refresh_expires_at, scope, version, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    access_token: Vec<u8>,
+    access_expires_at: Option<i64>,
+    refresh_token: Option<Vec<u8>>,
+    refresh_expires_at: Option<i64>,
+    scope: String,
+    version: i64,
+    updated_at: i64,
+}
+
+impl TokenRow {
+    fn into_record(self) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            token: NewToken {
+                access_token: self.access_token,
+                access_expires_at: opt_time(self.access_expires_at)?,
+                refresh_token: self.refresh_token,
+                refresh_expires_at: opt_time(self.refresh_expires_at)?,
+                scope: self.scope,
+            },
+            version: self.version,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+const RECEIPT_COLUMNS: &str =
+    "id, shop, source, topic, dedupe_key, status, payload, customer_id, customer_email, received_at";
+
+#[derive(sqlx::FromRow)]
+struct ReceiptRow {
+    id: i64,
+    shop: String,
+    source: String,
+    topic: String,
+    dedupe_key: String,
+    status: String,
+    payload: Option<String>,
+    customer_id: Option<i64>,
+    customer_email: Option<String>,
+    received_at: i64,
+}
+
+impl ReceiptRow {
+    fn into_receipt(self) -> Result<Receipt, StoreError> {
+        Ok(Receipt {
+            id: self.id,
+            shop: self.shop,
+            source: self.source,
+            topic: self.topic,
+            dedupe_key: self.dedupe_key,
+            status: self.status,
+            payload: self.payload,
+            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            received_at: time(self.received_at)?,
+        })
+    }
+}
+
+const JOB_COLUMNS: &str = "id, shop, kind, payload, receipt_id, attempts, max_attempts, created_at";
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    shop: Option<String>,
+    kind: String,
+    payload: String,
+    receipt_id: Option<i64>,
+    attempts: i32,
+    max_attempts: i32,
+    created_at: i64,
+}
+
+impl JobRow {
+    fn into_job(self) -> Result<Job, StoreError> {
+        Ok(Job {
+            id: self.id,
+            shop: self.shop,
+            kind: self.kind,
+            payload: self.payload,
+            receipt_id: self.receipt_id,
+            attempt: self.attempts,
+            max_attempts: self.max_attempts,
+            created_at: time(self.created_at)?,
+        })
+    }
+}
+
+const EXPORT_COLUMNS: &str = "id, shop, customer_id, customer_email, data_request_id, report, created_at";
+
+#[derive(sqlx::FromRow)]
+struct ExportRow {
+    id: i64,
+    shop: String,
+    customer_id: Option<i64>,
+    customer_email: Option<String>,
+    data_request_id: Option<i64>,
+    report: Json<serde_json::Value>,
+    created_at: i64,
+}
+
+impl ExportRow {
+    fn into_export(self) -> Result<DataExport, StoreError> {
+        Ok(DataExport {
+            id: self.id,
+            shop: self.shop,
+            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            data_request_id: self.data_request_id,
+            report: self.report.0,
+            created_at: time(self.created_at)?,
+        })
+    }
+}
+
+/// Which receipts and exports are about a customer: the same id or the same (lowercased) email.
+/// A reference with neither matches nothing, since `= null` is never true.
+const ABOUT_CUSTOMER: &str = "shop = ?1 and (customer_id = ?2 or customer_email = ?3)";
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&self.readers).await.map_err(db_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrations_current(&self) -> Result<bool, StoreError> {
+        let table: bool = sqlx::query_scalar(
+            "select exists (select 1 from sqlite_master where type = 'table' and name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.readers)
+        .await
+        .map_err(db_error)?;
+        let applied: Vec<(i64, Vec<u8>, bool)> = if table {
+            sqlx::query_as("select version, checksum, success from _sqlx_migrations")
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_error)?
+        } else {
+            Vec::new()
+        };
+        Ok(migrations_match(&MIGRATOR, &applied))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn install_shop(&self, shop: &str, token: &NewToken, now: Timestamp) -> Result<TokenRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // `authorized_at` moves on every install, even of an installed shop: a token exchange
+        // proves the app was installed at that moment, so an older uninstall webhook still in
+        // the queue must not undo it (see `uninstall_shop`).
+        let version: i64 = sqlx::query_scalar(
+            "insert into shops (domain, installed, scopes, installed_at, authorized_at, needs_reauth, token_version, created_at, updated_at)
+             values (?1, 1, ?2, ?3, ?3, 0, 1, ?3, ?3)
+             on conflict (domain) do update set
+                 installed = 1,
+                 scopes = excluded.scopes,
+                 installed_at = case when shops.installed then shops.installed_at else excluded.installed_at end,
+                 authorized_at = excluded.authorized_at,
+                 uninstalled_at = null,
+                 needs_reauth = 0,
+                 token_version = shops.token_version + 1,
+                 updated_at = excluded.updated_at
+             returning token_version",
+        )
+        .bind(shop)
+        .bind(&token.scope)
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        // A fresh token ends any refresh in flight: that refresher's `finish` will find the
+        // lease gone and discard its result.
+        let row: TokenRow = sqlx::query_as(&format!(
+            "insert into shop_tokens (shop, access_token, access_expires_at, refresh_token, refresh_expires_at, scope, version, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             on conflict (shop) do update set
+                 access_token = excluded.access_token,
+                 access_expires_at = excluded.access_expires_at,
+                 refresh_token = excluded.refresh_token,
+                 refresh_expires_at = excluded.refresh_expires_at,
+                 scope = excluded.scope,
+                 version = excluded.version,
+                 refresh_holder = null,
+                 refresh_lease_until = null,
+                 updated_at = excluded.updated_at
+             returning {TOKEN_COLUMNS}"
+        ))
+        .bind(shop)
+        .bind(&token.access_token)
+        .bind(token.access_expires_at.map(millis))
+        .bind(&token.refresh_token)
+        .bind(token.refresh_expires_at.map(millis))
+        .bind(&token.scope)
+        .bind(version)
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        row.into_record()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn shop(&self, shop: &str) -> Result<Option<Shop>, StoreError> {
+        let row: Option<ShopRow> = sqlx::query_as(
+            "select domain, installed, scopes, installed_at, uninstalled_at, needs_reauth, created_at, updated_at
+             from shops where domain = ?1",
+        )
+        .bind(shop)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?;
+        row.map(ShopRow::into_shop).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn token(&self, shop: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row: Option<TokenRow> = sqlx::query_as(&format!("select {TOKEN_COLUMNS} from shop_tokens where shop = ?1"))
+            .bind(shop)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?;
+        row.map(TokenRow::into_record).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_token_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<RefreshClaim, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The same holder may claim again (a retried call); anyone else waits for expiry.
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "update shop_tokens set refresh_holder = ?2, refresh_lease_until = ?3
+             where shop = ?1
+               and (refresh_holder is null or refresh_holder = ?2
+                    or refresh_lease_until is null or refresh_lease_until <= ?4)
+             returning {TOKEN_COLUMNS}"
+        ))
+        .bind(shop)
+        .bind(holder)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let claim = match row {
+            Some(row) => RefreshClaim::Claimed(row.into_record()?),
+            None => {
+                let exists: bool = sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = ?1)")
+                    .bind(shop)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if exists {
+                    RefreshClaim::Busy
+                } else {
+                    RefreshClaim::NoToken
+                }
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(claim)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn finish_token_refresh(
+        &self,
+        shop: &str,
+        holder: &str,
+        new: Option<&NewToken>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let Some(new) = new else {
+            let done = sqlx::query(
+                "update shop_tokens set refresh_holder = null, refresh_lease_until = null
+                 where shop = ?1 and refresh_holder = ?2",
+            )
+            .bind(shop)
+            .bind(holder)
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+            return Ok(done.rows_affected() > 0);
+        };
+        let mut tx = self.begin_write().await?;
+        let version: Option<i64> = sqlx::query_scalar(
+            "update shops set token_version = token_version + 1, updated_at = ?3
+             where domain = ?1 and exists (select 1 from shop_tokens where shop = ?1 and refresh_holder = ?2)
+             returning token_version",
+        )
+        .bind(shop)
+        .bind(holder)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(version) = version else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "update shop_tokens set
+                 access_token = ?3, access_expires_at = ?4, refresh_token = ?5, refresh_expires_at = ?6,
+                 scope = ?7, version = ?8, refresh_holder = null, refresh_lease_until = null, updated_at = ?9
+             where shop = ?1 and refresh_holder = ?2",
+        )
+        .bind(shop)
+        .bind(holder)
+        .bind(&new.access_token)
+        .bind(new.access_expires_at.map(millis))
+        .bind(&new.refresh_token)
+        .bind(new.refresh_expires_at.map(millis))
+        .bind(&new.scope)
+        .bind(version)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn mark_needs_reauth(&self, shop: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("update shops set needs_reauth = 1, updated_at = ?2 where domain = ?1")
+            .bind(shop)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_scopes(&self, shop: &str, scopes: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query("update shops set scopes = ?2, updated_at = ?3 where domain = ?1")
+            .bind(shop)
+            .bind(scopes)
+            .bind(millis(now))
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn uninstall_shop(
+        &self,
+        shop: &str,
+        at: Timestamp,
+        keep_kinds: &[&str],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let keep = serde_json::to_string(keep_kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        // `authorized_at` is the latest token exchange: if it is newer than the uninstall, the
+        // merchant reinstalled after it (possibly before Keel processed this uninstall).
+        let done = sqlx::query(
+            "update shops set installed = 0, uninstalled_at = ?2, updated_at = ?3
+             where domain = ?1 and installed and coalesce(authorized_at, installed_at, 0) <= ?2",
+        )
+        .bind(shop)
+        .bind(millis(at))
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("delete from shop_tokens where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = ?2, updated_at = ?2
+             where shop = ?1 and status = 'queued' and kind not in (select value from json_each(?3))",
+        )
+        .bind(shop)
+        .bind(millis(now))
+        .bind(keep)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(batch = batch.len()))]
+    async fn record_webhooks(&self, batch: &[NewWebhook], now: Timestamp) -> Result<Vec<WebhookRecorded>, StoreError> {
+        let now = millis(now);
+        let mut outcomes = Vec::with_capacity(batch.len());
+        // One writer and BEGIN IMMEDIATE: concurrent batches run one after the other, so the
+        // unique key alone decides which copy of a delivery is the first.
+        let mut tx = self.begin_write().await?;
+        for w in batch {
+            let installed: Option<bool> = sqlx::query_scalar("select installed from shops where domain = ?1")
+                .bind(&w.shop)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            let ignored = match (installed, w.requires) {
+                (None, _) => Some(IgnoreReason::UnknownShop),
+                (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
+                (Some(_), _) => None,
+            };
+            let (status, payload, customer) = match ignored {
+                Some(_) => ("ignored", None, &CustomerRef::default()),
+                None => ("queued", Some(w.payload.as_str()), &w.customer),
+            };
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
+                                       status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at)
+                 values (?1, 'webhook', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
+                 on conflict (shop, dedupe_key) do nothing
+                 returning id",
+            )
+            .bind(&w.shop)
+            .bind(&w.topic)
+            .bind(&w.dedupe_key)
+            .bind(&w.webhook_id)
+            .bind(&w.event_id)
+            .bind(&w.api_version)
+            .bind(&w.triggered_at)
+            .bind(status)
+            .bind(ignored.map(IgnoreReason::as_str))
+            .bind(payload)
+            .bind(customer.id)
+            .bind(&customer.email)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            let Some(receipt_id) = inserted else {
+                let receipt_id: i64 = sqlx::query_scalar("select id from receipts where shop = ?1 and dedupe_key = ?2")
+                    .bind(&w.shop)
+                    .bind(&w.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                outcomes.push(WebhookRecorded::Duplicate { receipt_id });
+                continue;
+            };
+            if let Some(reason) = ignored {
+                outcomes.push(WebhookRecorded::Ignored { receipt_id, reason });
+                continue;
+            }
+            let job_id: i64 = sqlx::query_scalar(
+                "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
+                 values (?1, ?2, '{}', ?3, 'queued', 0, ?4, ?5, ?5, ?5)
+                 returning id",
+            )
+            .bind(&w.shop)
+            .bind(&w.job_kind)
+            .bind(receipt_id)
+            .bind(WEBHOOK_JOB_MAX_ATTEMPTS)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            outcomes.push(WebhookRecorded::Queued { receipt_id, job_id });
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(outcomes)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError> {
+        let row: Option<ReceiptRow> = sqlx::query_as(&format!("select {RECEIPT_COLUMNS} from receipts where id = ?1"))
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(db_error)?;
+        row.map(ReceiptRow::into_receipt).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn set_receipt_status(&self, id: i64, status: &str, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("update receipts set status = ?2, updated_at = ?3 where id = ?1")
+            .bind(id)
+            .bind(status)
+            .bind(millis(now))
+            .execute(&self.writer)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn receipts(&self, shop: &str, limit: i64) -> Result<Vec<Receipt>, StoreError> {
+        let rows: Vec<ReceiptRow> = sqlx::query_as(&format!(
+            "select {RECEIPT_COLUMNS} from receipts where shop = ?1 order by received_at desc, id desc limit ?2"
+        ))
+        .bind(shop)
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(ReceiptRow::into_receipt).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn enqueue_job(&self, job: &NewJob, now: Timestamp) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?7)
+             returning id",
+        )
+        .bind(&job.shop)
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.receipt_id)
+        .bind(job.max_attempts)
+        .bind(millis(job.run_at))
+        .bind(millis(now))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_error)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_job(&self, worker: &str, lease_until: Timestamp, now: Timestamp) -> Result<Option<Job>, StoreError> {
+        // One statement on the one writer connection: no two claimers can pick the same row.
+        // Oldest first by run_at: a job whose lease expired has waited since its run_at too.
+        let row: Option<JobRow> = sqlx::query_as(&format!(
+            "update jobs set status = 'running', locked_by = ?1, locked_until = ?2, attempts = attempts + 1, updated_at = ?3
+             where id = (
+                 select id from jobs
+                 where status in ('queued', 'running')
+                   and ((status = 'queued' and run_at <= ?3) or (status = 'running' and locked_until <= ?3))
+                 order by run_at, id
+                 limit 1
+             )
+             returning {JOB_COLUMNS}"
+        ))
+        .bind(worker)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_error)?;
+        row.map(JobRow::into_job).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update jobs set status = 'done', locked_until = null, finished_at = ?3, updated_at = ?3
+             where id = ?1 and status = 'running' and locked_by = ?2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn retry_job(
+        &self,
+        id: i64,
+        worker: &str,
+        run_at: Timestamp,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update jobs set status = 'queued', run_at = ?3, last_error = ?4, locked_by = null, locked_until = null, updated_at = ?5
+             where id = ?1 and status = 'running' and locked_by = ?2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(millis(run_at))
+        .bind(error)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn bury_job(&self, id: i64, worker: &str, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "update jobs set status = 'dead', last_error = ?3, locked_until = null, finished_at = ?4, updated_at = ?4
+             where id = ?1 and status = 'running' and locked_by = ?2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(error)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn job_counts(&self) -> Result<JobCounts, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from jobs group by status")
+            .fetch_all(&self.readers)
+            .await
+            .map_err(db_error)?;
+        job_counts(rows)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let due: Option<i64> = sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(db_error)?;
+        opt_time(due)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn customer_data(&self, shop: &str, customer: &CustomerRef) -> Result<CustomerData, StoreError> {
+        // One read transaction, so receipts and exports come from the same snapshot.
+        let mut tx = self.readers.begin().await.map_err(db_error)?;
+        let receipts: Vec<ReceiptRow> = sqlx::query_as(&format!(
+            "select {RECEIPT_COLUMNS} from receipts where {ABOUT_CUSTOMER} order by received_at, id"
+        ))
+        .bind(shop)
+        .bind(customer.id)
+        .bind(&customer.email)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let exports: Vec<ExportRow> = sqlx::query_as(&format!(
+            "select {EXPORT_COLUMNS} from data_exports where {ABOUT_CUSTOMER} order by created_at, id"
+        ))
+        .bind(shop)
+        .bind(customer.id)
+        .bind(&customer.email)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(CustomerData {
+            receipts: receipts.into_iter().map(ReceiptRow::into_receipt).collect::<Result<_, _>>()?,
+            exports: exports.into_iter().map(ExportRow::into_export).collect::<Result<_, _>>()?,
+        })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn save_data_export(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+        data_request_id: Option<i64>,
+        report: &serde_json::Value,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "insert into data_exports (shop, customer_id, customer_email, data_request_id, report, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             returning id",
+        )
+        .bind(shop)
+        .bind(customer.id)
+        .bind(&customer.email)
+        .bind(data_request_id)
+        .bind(Json(report))
+        .bind(millis(now))
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_error)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn data_exports(&self, shop: &str) -> Result<Vec<DataExport>, StoreError> {
+        let rows: Vec<ExportRow> = sqlx::query_as(&format!(
+            "select {EXPORT_COLUMNS} from data_exports where shop = ?1 order by created_at desc, id desc"
+        ))
+        .bind(shop)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
+        rows.into_iter().map(ExportRow::into_export).collect()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redact_customer(&self, shop: &str, customer: &CustomerRef, now: Timestamp) -> Result<RedactCounts, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let exports = sqlx::query(&format!("delete from data_exports where {ABOUT_CUSTOMER}"))
+            .bind(shop)
+            .bind(customer.id)
+            .bind(&customer.email)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let receipts = sqlx::query(&format!(
+            "update receipts set status = 'redacted', payload = null, customer_id = null, customer_email = null, updated_at = ?4
+             where {ABOUT_CUSTOMER}"
+        ))
+        .bind(shop)
+        .bind(customer.id)
+        .bind(&customer.email)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(RedactCounts { receipts: receipts.rows_affected(), exports: exports.rows_affected(), ..RedactCounts::default() })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn redact_shop(&self, shop: &str, keep_receipt: Option<i64>) -> Result<RedactCounts, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Jobs first: they reference receipts. A job belongs to the shop by its own column or by
+        // its receipt's.
+        let jobs = sqlx::query(
+            "delete from jobs
+             where (shop = ?1 or receipt_id in (select id from receipts where shop = ?1))
+               and (?2 is null or receipt_id is not ?2)",
+        )
+        .bind(shop)
+        .bind(keep_receipt)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let exports = sqlx::query("delete from data_exports where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let tokens = sqlx::query("delete from shop_tokens where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        let receipts = sqlx::query("delete from receipts where shop = ?1 and (?2 is null or id <> ?2)")
+            .bind(shop)
+            .bind(keep_receipt)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        // The kept receipt stays as proof the request was honoured, with nothing of the shop's
+        // data in it. Its updated_at moves when its job marks it done.
+        sqlx::query(
+            "update receipts set payload = null, customer_id = null, customer_email = null where id = ?2 and shop = ?1",
+        )
+        .bind(shop)
+        .bind(keep_receipt)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let shops = sqlx::query("delete from shops where domain = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(RedactCounts {
+            receipts: receipts.rows_affected(),
+            exports: exports.rows_affected(),
+            jobs: jobs.rows_affected(),
+            tokens: tokens.rows_affected(),
+            shops: shops.rows_affected(),
+        })
+    }
+}
+
+/// Every migration the binary knows is applied with the same checksum, and none failed.
+fn migrations_match(migrator: &Migrator, applied: &[(i64, Vec<u8>, bool)]) -> bool {
+    applied.iter().all(|(_, _, success)| *success)
+        && migrator.iter().filter(|m| !m.migration_type.is_down_migration()).all(|m| {
+            applied.iter().any(|(version, checksum, _)| *version == m.version && checksum.as_slice() == &*m.checksum)
+        })
+}
+
+fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
+    let mut counts = JobCounts::default();
+    for (status, n) in rows {
+        match status.as_str() {
+            "queued" => counts.queued = n,
+            "running" => counts.running = n,
+            "done" => counts.done = n,
+            "dead" => counts.dead = n,
+            "cancelled" => counts.cancelled = n,
+            other => return Err(StoreError::Corrupt(format!("job status {other:?} is unknown"))),
+        }
+    }
+    Ok(counts)
+}

@@ -1,0 +1,115 @@
+//! Every way a simulated Shopify endpoint can refuse a request, and the one place where each
+//! refusal becomes the HTTP status and body Shopify would send.
+//!
+//! Handlers return `Result<_, SimError>`; nothing else in the crate builds an error response, so
+//! the wire shapes (OAuth's `{"error","error_description"}`, the Admin API's `{"errors": …}`, the
+//! control API's `{"error": …}`) stay consistent and are easy to audit against the reference.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Body of Shopify's Admin API 401 (missing, unknown, expired or revoked access token).
+pub const INVALID_ACCESS_TOKEN_MESSAGE: &str =
+    "[API] Invalid API key or access token (unrecognized login or wrong password)";
+
+/// A refusal by one of the simulated endpoints, or a failure to start the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// OAuth: malformed body, missing or unsupported parameter, shop header mismatch.
+    #[error("invalid_request: {0}")]
+    InvalidRequest(String),
+    /// OAuth: `client_id`/`client_secret` do not match the configured app.
+    #[error("invalid_client: {0}")]
+    InvalidClient(String),
+    /// OAuth: a `grant_type` Shopify does not offer to embedded apps.
+    #[error("unsupported_grant_type: {0}")]
+    UnsupportedGrantType(String),
+    /// Token exchange: the session token (or migrated access token) is invalid or expired.
+    #[error("invalid_subject_token: {0}")]
+    InvalidSubjectToken(String),
+    /// Token exchange: the shop never installed the app, or uninstalled it.
+    #[error("app_not_installed: {0}")]
+    AppNotInstalled(String),
+    /// Refresh: the refresh token is unknown, expired, superseded or revoked.
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(String),
+    /// Admin API: missing, unknown, expired or revoked `X-Shopify-Access-Token`.
+    #[error("invalid API key or access token")]
+    InvalidAccessToken,
+    /// Admin API: the body is not JSON with a string `query`.
+    #[error("required parameter missing or invalid: query")]
+    MissingQuery,
+    /// Admin API: the version segment is not `YYYY-MM` or `unstable`.
+    #[error("unknown Admin API version {0:?}")]
+    UnknownApiVersion(String),
+    /// Control API: the request could not be understood.
+    #[error("bad control request: {0}")]
+    BadControlRequest(String),
+    /// Control API: the named shop does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Startup: the listening socket could not be bound.
+    #[error("could not bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Startup: the HTTP client used to deliver webhooks could not be built.
+    #[error("could not build the webhook HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+impl SimError {
+    /// The OAuth `error` code, for the OAuth variants (also used in the request log).
+    pub fn oauth_code(&self) -> Option<&'static str> {
+        match self {
+            SimError::InvalidRequest(_) => Some("invalid_request"),
+            SimError::InvalidClient(_) => Some("invalid_client"),
+            SimError::UnsupportedGrantType(_) => Some("unsupported_grant_type"),
+            SimError::InvalidSubjectToken(_) => Some("invalid_subject_token"),
+            SimError::AppNotInstalled(_) => Some("app_not_installed"),
+            SimError::InvalidGrant(_) => Some("invalid_grant"),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            // OAuth 2.0 error responses (RFC 6749 §5.2): always 400 with `error` and a
+            // human-readable `error_description`.
+            SimError::InvalidRequest(d)
+            | SimError::InvalidClient(d)
+            | SimError::UnsupportedGrantType(d)
+            | SimError::InvalidSubjectToken(d)
+            | SimError::AppNotInstalled(d)
+            | SimError::InvalidGrant(d) => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": self.oauth_code(), "error_description": d }),
+            ),
+            // The Admin API reports authentication failures as a plain string under `errors`.
+            SimError::InvalidAccessToken => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "errors": INVALID_ACCESS_TOKEN_MESSAGE }),
+            ),
+            SimError::MissingQuery => (
+                StatusCode::BAD_REQUEST,
+                json!({ "errors": { "query": "Required parameter missing or invalid" } }),
+            ),
+            SimError::UnknownApiVersion(_) => {
+                (StatusCode::NOT_FOUND, json!({ "errors": "Not Found" }))
+            }
+            SimError::BadControlRequest(d) => (StatusCode::BAD_REQUEST, json!({ "error": d })),
+            SimError::NotFound(d) => (StatusCode::NOT_FOUND, json!({ "error": d })),
+            SimError::Bind { .. } | SimError::HttpClient(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "error": self.to_string() }),
+            ),
+        };
+        (status, Json(body)).into_response()
+    }
+}
