@@ -37,6 +37,11 @@ impl ManualClock {
         *now += by;
     }
 
+    /// The current time (also available through [`Clock`]).
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn set(&self, to: DateTime<Utc>) {
         *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
     }
@@ -44,7 +49,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        ManualClock::now(self)
     }
 }
 

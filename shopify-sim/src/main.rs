@@ -1,1 +1,108 @@
-fn main() {}
+//! `shopify-sim` binary: runs the simulator until Ctrl-C or SIGTERM, for the demo and for manual
+//! testing. Prints exactly one line on stdout once it accepts connections — its origin — so
+//! scripts can read it; logs go to stderr.
+
+use std::io::Write;
+
+use clap::Parser;
+use shopify_sim::{Sim, SimConfig, DEFAULT_API_KEY, DEFAULT_API_SECRET};
+
+/// A local stand-in for Shopify (token endpoint, Admin GraphQL, webhooks, `/_sim` control API).
+#[derive(Debug, Parser)]
+#[command(name = "shopify-sim", version)]
+struct Args {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The app's client id.
+    #[arg(long, env = "SHOPIFY_API_KEY", default_value = DEFAULT_API_KEY)]
+    api_key: String,
+    /// The app's client secret.
+    #[arg(long, env = "SHOPIFY_API_SECRET", default_value = DEFAULT_API_SECRET, hide_env_values = true)]
+    api_secret: String,
+    /// Install the app on this shop at startup (repeatable).
+    #[arg(long = "shop", value_name = "SHOP")]
+    shops: Vec<String>,
+    /// Scopes granted to the `--shop` installs, comma-separated.
+    #[arg(long, default_value = "")]
+    scopes: String,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = SimConfig {
+        api_key: args.api_key,
+        api_secret: args.api_secret,
+        port: args.port,
+        ..SimConfig::default()
+    };
+    let sim = match Sim::try_spawn(config).await {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("shopify-sim: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let scopes: Vec<&str> = args
+        .scopes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for shop in &args.shops {
+        sim.install_shop(shop, &scopes);
+        tracing::info!(shop, "installed");
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{}", sim.origin())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        // Whoever started us stopped listening; keep serving anyway.
+        tracing::warn!("could not write the origin to stdout");
+    }
+    drop(stdout);
+
+    wait_for_stop_signal().await;
+    tracing::info!("shutting down");
+    sim.shutdown().await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_stop_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

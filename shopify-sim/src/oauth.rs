@@ -197,12 +197,9 @@ fn exchange(
 
     match request.subject_token_type.as_deref() {
         Some(SUBJECT_TOKEN_TYPE_ID_TOKEN) => {
-            let claims = session_token::verify(
-                subject,
-                &shared.config.api_key,
-                &shared.config.api_secret,
-            )
-            .map_err(SimError::InvalidSubjectToken)?;
+            let claims =
+                session_token::verify(subject, &shared.config.api_key, &shared.config.api_secret)
+                    .map_err(SimError::InvalidSubjectToken)?;
             let token_shop = session_token::shop_from_dest(&claims.dest).ok_or_else(|| {
                 SimError::InvalidSubjectToken(format!("dest {:?} names no shop", claims.dest))
             })?;

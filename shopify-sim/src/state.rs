@@ -296,9 +296,14 @@ impl State {
             RefreshStatus::Live => {}
         }
         if now >= record.expires_at {
-            return Err(SimError::InvalidGrant("the refresh token has expired".into()));
+            return Err(SimError::InvalidGrant(
+                "the refresh token has expired".into(),
+            ));
         }
-        if record.first_used_at.is_some_and(|used| now >= after(used, grace)) {
+        if record
+            .first_used_at
+            .is_some_and(|used| now >= after(used, grace))
+        {
             return Err(SimError::InvalidGrant(
                 "the previous refresh token's grace period has ended".into(),
             ));

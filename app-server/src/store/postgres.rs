@@ -6,9 +6,9 @@
 //! leases, schedules and expiries exactly as on SQLite.
 //!
 //! Concurrency is row locks, not a single writer: job claims use `FOR UPDATE SKIP LOCKED`, the
-//! refresh lease is a conditional update, and receipts deduplicate on their unique key. Writes
-//! that touch a shop's row and its token lock the `shops` row first, so they queue rather than
-//! deadlock.
+//! refresh lease is a conditional update, and receipts deduplicate on their unique key (each
+//! batch inserting in key order, so batches never deadlock). Writes that touch a shop's row and
+//! its token lock the `shops` row first, so they queue rather than deadlock.
 
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
@@ -34,10 +34,6 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// backoff in `jobs::backoff` (2 s doubling, capped at an hour) this spans about four hours.
 /// Keep equal to the SQLite backend's.
 const WEBHOOK_JOB_MAX_ATTEMPTS: i32 = 15;
-/// Tries of a webhook batch that PostgreSQL aborted as a deadlock. Two batches holding copies
-/// of the same deliveries in different orders can each wait on the other's unique-key insert;
-/// the server kills one, and running it again (now behind the winner) is the fix.
-const BATCH_TRIES: u32 = 3;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -93,10 +89,6 @@ fn is_transient(sqlstate: &str) -> bool {
     sqlstate.starts_with("40")
         || sqlstate.starts_with("08")
         || matches!(sqlstate, "53300" | "57P01" | "57P02" | "57P03")
-}
-
-fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("40P01"))
 }
 
 fn millis(t: Timestamp) -> i64 {
@@ -280,12 +272,10 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn migrations_current(&self) -> Result<bool, StoreError> {
-        let table: bool = sqlx::query_scalar(
-            "select to_regclass('_sqlx_migrations') is not null",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let table: bool = sqlx::query_scalar("select to_regclass('_sqlx_migrations') is not null")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
         let applied: Vec<(i64, Vec<u8>, bool)> = if table {
             sqlx::query_as("select version, checksum, success from _sqlx_migrations")
                 .fetch_all(&self.pool)
@@ -487,11 +477,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("delete from shop_tokens where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -531,11 +517,7 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("delete from shop_tokens where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = $2, updated_at = $2
              where shop = $1 and status = 'queued' and kind <> all($3)",
@@ -552,16 +534,95 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn record_webhooks(&self, batch: &[NewWebhook], now: Timestamp) -> Result<Vec<WebhookRecorded>, StoreError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            match record_batch(&self.pool, batch, now).await {
-                Err(e) if tries < BATCH_TRIES && is_deadlock(&e) => {
-                    tracing::debug!("webhook batch deadlocked with another batch; running it again");
+        let now = millis(now);
+        // Read committed: a concurrent copy of a delivery waits on the unique key until the first
+        // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
+        //
+        // Two batches holding copies of the same deliveries in different orders would each wait
+        // on the other's uncommitted insert (a deadlock the server breaks by failing one). So
+        // every batch inserts in one global order, by (shop, dedupe key): waits then never form
+        // a cycle. The sort is stable, so copies of one key within a batch keep their order and
+        // each item's outcome is what in-order handling gives; only the ids of different keys
+        // in one batch follow key order rather than arrival order.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key)));
+        let mut outcomes: Vec<Option<WebhookRecorded>> = vec![None; batch.len()];
+        let mut tx = self.begin().await?;
+        for i in order {
+            let w = &batch[i];
+            let installed: Option<bool> = sqlx::query_scalar("select installed from shops where domain = $1")
+                .bind(&w.shop)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            let ignored = match (installed, w.requires) {
+                (None, _) => Some(IgnoreReason::UnknownShop),
+                (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
+                (Some(_), _) => None,
+            };
+            let (status, payload, customer) = match ignored {
+                Some(_) => ("ignored", None, &CustomerRef::default()),
+                None => ("queued", Some(w.payload.as_str()), &w.customer),
+            };
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
+                                       status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at)
+                 values ($1, 'webhook', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+                 on conflict (shop, dedupe_key) do nothing
+                 returning id",
+            )
+            .bind(&w.shop)
+            .bind(&w.topic)
+            .bind(&w.dedupe_key)
+            .bind(&w.webhook_id)
+            .bind(&w.event_id)
+            .bind(&w.api_version)
+            .bind(&w.triggered_at)
+            .bind(status)
+            .bind(ignored.map(IgnoreReason::as_str))
+            .bind(payload)
+            .bind(customer.id)
+            .bind(&customer.email)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            outcomes[i] = Some(match (inserted, ignored) {
+                (None, _) => {
+                    let receipt_id: i64 =
+                        sqlx::query_scalar("select id from receipts where shop = $1 and dedupe_key = $2")
+                            .bind(&w.shop)
+                            .bind(&w.dedupe_key)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_error)?;
+                    WebhookRecorded::Duplicate { receipt_id }
                 }
-                outcome => return outcome.map_err(db_error),
-            }
+                (Some(receipt_id), Some(reason)) => WebhookRecorded::Ignored { receipt_id, reason },
+                (Some(receipt_id), None) => {
+                    let job_id: i64 = sqlx::query_scalar(
+                        "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
+                         values ($1, $2, '{}', $3, 'queued', 0, $4, $5, $5, $5)
+                         returning id",
+                    )
+                    .bind(&w.shop)
+                    .bind(&w.job_kind)
+                    .bind(receipt_id)
+                    .bind(WEBHOOK_JOB_MAX_ATTEMPTS)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                    WebhookRecorded::Queued { receipt_id, job_id }
+                }
+            });
         }
+        tx.commit().await.map_err(db_error)?;
+        // Every index was visited once, so every slot is filled.
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| StoreError::Corrupt("a webhook of the batch was not recorded".into())))
+            .collect()
     }
 
     #[tracing::instrument(skip_all)]
@@ -592,7 +653,7 @@ impl Store for PostgresStore {
             "select {RECEIPT_COLUMNS} from receipts where shop = $1 order by received_at desc, id desc limit $2"
         ))
         .bind(shop)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -624,12 +685,14 @@ impl Store for PostgresStore {
         // due row nobody else is locking, set the lease, commit. The job then runs outside any
         // transaction. A row another claimer took and committed meanwhile fails the re-check
         // under its new version and the scan moves on to the next one.
-        // Oldest first by run_at: a job whose lease expired has waited since its run_at too.
+        // Oldest first by run_at: a job whose lease expired has waited since its run_at too. A
+        // running job was due when claimed, so `run_at <= now` holds for every candidate and
+        // bounds the index scan when nothing is due.
         let row: Option<JobRow> = sqlx::query_as(&format!(
             "with next as (
                  select id as next_id from jobs
-                 where status in ('queued', 'running')
-                   and ((status = 'queued' and run_at <= $3) or (status = 'running' and locked_until <= $3))
+                 where status in ('queued', 'running') and run_at <= $3
+                   and (status = 'queued' or locked_until <= $3)
                  order by run_at, id
                  limit 1
                  for update skip locked
@@ -792,7 +855,12 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn redact_customer(&self, shop: &str, customer: &CustomerRef, now: Timestamp) -> Result<RedactCounts, StoreError> {
+    async fn redact_customer(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+        now: Timestamp,
+    ) -> Result<RedactCounts, StoreError> {
         let mut tx = self.begin().await?;
         let exports = sqlx::query(&format!("delete from data_exports where {ABOUT_CUSTOMER}"))
             .bind(shop)
@@ -813,7 +881,11 @@ impl Store for PostgresStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(RedactCounts { receipts: receipts.rows_affected(), exports: exports.rows_affected(), ..RedactCounts::default() })
+        Ok(RedactCounts {
+            receipts: receipts.rows_affected(),
+            exports: exports.rows_affected(),
+            ..RedactCounts::default()
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -864,11 +936,8 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let shops = sqlx::query("delete from shops where domain = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let shops =
+            sqlx::query("delete from shops where domain = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(RedactCounts {
             receipts: receipts.rows_affected(),
@@ -878,88 +947,6 @@ impl Store for PostgresStore {
             shops: shops.rows_affected(),
         })
     }
-}
-
-/// `Store::record_webhooks` as one transaction, errors unmapped so the caller can retry a deadlock.
-async fn record_batch(
-    pool: &PgPool,
-    batch: &[NewWebhook],
-    now: Timestamp,
-) -> Result<Vec<WebhookRecorded>, sqlx::Error> {
-    let now = millis(now);
-    let mut outcomes = Vec::with_capacity(batch.len());
-    // Read committed: a concurrent copy of a delivery waits on the unique key until the first
-    // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
-    let mut tx = pool.begin().await?;
-    for w in batch {
-        let installed: Option<bool> = sqlx::query_scalar("select installed from shops where domain = $1")
-            .bind(&w.shop)
-            .fetch_optional(&mut *tx)
-            .await
-            ?;
-        let ignored = match (installed, w.requires) {
-            (None, _) => Some(IgnoreReason::UnknownShop),
-            (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
-            (Some(_), _) => None,
-        };
-        let (status, payload, customer) = match ignored {
-            Some(_) => ("ignored", None, &CustomerRef::default()),
-            None => ("queued", Some(w.payload.as_str()), &w.customer),
-        };
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
-                                   status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at)
-             values ($1, 'webhook', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-             on conflict (shop, dedupe_key) do nothing
-             returning id",
-        )
-        .bind(&w.shop)
-        .bind(&w.topic)
-        .bind(&w.dedupe_key)
-        .bind(&w.webhook_id)
-        .bind(&w.event_id)
-        .bind(&w.api_version)
-        .bind(&w.triggered_at)
-        .bind(status)
-        .bind(ignored.map(IgnoreReason::as_str))
-        .bind(payload)
-        .bind(customer.id)
-        .bind(&customer.email)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        ?;
-        let Some(receipt_id) = inserted else {
-            let receipt_id: i64 = sqlx::query_scalar("select id from receipts where shop = $1 and dedupe_key = $2")
-                .bind(&w.shop)
-                .bind(&w.dedupe_key)
-                .fetch_one(&mut *tx)
-                .await
-                ?;
-            outcomes.push(WebhookRecorded::Duplicate { receipt_id });
-            continue;
-        };
-        if let Some(reason) = ignored {
-            outcomes.push(WebhookRecorded::Ignored { receipt_id, reason });
-            continue;
-        }
-        let job_id: i64 = sqlx::query_scalar(
-            "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
-             values ($1, $2, '{}', $3, 'queued', 0, $4, $5, $5, $5)
-             returning id",
-        )
-        .bind(&w.shop)
-        .bind(&w.job_kind)
-        .bind(receipt_id)
-        .bind(WEBHOOK_JOB_MAX_ATTEMPTS)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        ?;
-        outcomes.push(WebhookRecorded::Queued { receipt_id, job_id });
-    }
-    tx.commit().await?;
-    Ok(outcomes)
 }
 
 /// Every migration the binary knows is applied with the same checksum, and none failed.

@@ -497,11 +497,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("delete from shop_tokens where shop = ?1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -542,11 +538,7 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("delete from shop_tokens where shop = ?1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = ?2, updated_at = ?2
              where shop = ?1 and status = 'queued' and kind not in (select value from json_each(?3))",
@@ -667,7 +659,7 @@ impl Store for SqliteStore {
             "select {RECEIPT_COLUMNS} from receipts where shop = ?1 order by received_at desc, id desc limit ?2"
         ))
         .bind(shop)
-        .bind(limit)
+        .bind(limit.max(0))
         .fetch_all(&self.readers)
         .await
         .map_err(db_error)?;
@@ -696,13 +688,15 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all)]
     async fn claim_job(&self, worker: &str, lease_until: Timestamp, now: Timestamp) -> Result<Option<Job>, StoreError> {
         // One statement on the one writer connection: no two claimers can pick the same row.
-        // Oldest first by run_at: a job whose lease expired has waited since its run_at too.
+        // Oldest first by run_at: a job whose lease expired has waited since its run_at too. A
+        // running job was due when claimed, so `run_at <= now` holds for every candidate and
+        // bounds the index scan when nothing is due.
         let row: Option<JobRow> = sqlx::query_as(&format!(
             "update jobs set status = 'running', locked_by = ?1, locked_until = ?2, attempts = attempts + 1, updated_at = ?3
              where id = (
                  select id from jobs
-                 where status in ('queued', 'running')
-                   and ((status = 'queued' and run_at <= ?3) or (status = 'running' and locked_until <= ?3))
+                 where status in ('queued', 'running') and run_at <= ?3
+                   and (status = 'queued' or locked_until <= ?3)
                  order by run_at, id
                  limit 1
              )
@@ -857,7 +851,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn redact_customer(&self, shop: &str, customer: &CustomerRef, now: Timestamp) -> Result<RedactCounts, StoreError> {
+    async fn redact_customer(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+        now: Timestamp,
+    ) -> Result<RedactCounts, StoreError> {
         let mut tx = self.begin_write().await?;
         let exports = sqlx::query(&format!("delete from data_exports where {ABOUT_CUSTOMER}"))
             .bind(shop)
@@ -878,7 +877,11 @@ impl Store for SqliteStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(RedactCounts { receipts: receipts.rows_affected(), exports: exports.rows_affected(), ..RedactCounts::default() })
+        Ok(RedactCounts {
+            receipts: receipts.rows_affected(),
+            exports: exports.rows_affected(),
+            ..RedactCounts::default()
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -922,11 +925,8 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let shops = sqlx::query("delete from shops where domain = ?1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let shops =
+            sqlx::query("delete from shops where domain = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(RedactCounts {
             receipts: receipts.rows_affected(),

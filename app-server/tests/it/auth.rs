@@ -1,7 +1,6 @@
 //! Session tokens, token exchange and refresh against the simulator.
 
 use crate::on_both_backends;
-use crate::support::db::Backend;
 use crate::support::TestKeel;
 use keel::AppState;
 use shopify_sim::SessionTokenOptions;
@@ -23,7 +22,7 @@ async fn assert_refused_and_nothing_stored(keel: &TestKeel, token: &str) {
 on_both_backends! {
     async fn first_api_call_exchanges_the_session_token_for_an_expiring_offline_token(backend: Backend) {
         let keel = TestKeel::spawn(backend).await;
-        keel.sim.install_shop(SHOP, "read_customers,write_customers");
+        keel.sim.install_shop(SHOP, ["read_customers", "write_customers"]);
         let r = keel.get_shop(&keel.session_token(SHOP)).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("*"));
@@ -49,14 +48,14 @@ on_both_backends! {
 
     async fn expired_future_wrong_audience_wrong_signature_and_malformed_tokens_are_401(backend: Backend) {
         let keel = TestKeel::spawn(backend).await;
-        keel.sim.install_shop(SHOP, "read_customers");
+        keel.sim.install_shop(SHOP, ["read_customers"]);
         let opts = |f: fn(&mut SessionTokenOptions)| {
             let mut o = SessionTokenOptions::default();
             f(&mut o);
             keel.sim.session_token(SHOP, o)
         };
-        let expired = opts(|o| { o.exp_offset_secs = -120; o.nbf_offset_secs = -180; o.iat_offset_secs = -180; });
-        let future = opts(|o| { o.nbf_offset_secs = 120; o.iat_offset_secs = 120; o.exp_offset_secs = 180; });
+        let expired = opts(|o| { o.exp_in_secs = -120; o.nbf_offset_secs = -180; o.iat_offset_secs = -180; });
+        let future = opts(|o| { o.nbf_offset_secs = 120; o.iat_offset_secs = 120; o.exp_in_secs = 180; });
         let wrong_aud = opts(|o| o.audience = Some("another-app".into()));
         let wrong_sig = opts(|o| o.secret = Some("not-our-secret".into()));
         for token in [expired, future, wrong_aud, wrong_sig, "garbage".to_owned(), "a.b.c".to_owned()] {
@@ -178,7 +177,9 @@ on_both_backends! {
         let err = keel.state.access.access_token(&shop()).await.unwrap_err();
         assert!(matches!(err, keel::access::AccessError::NeedsReauth), "{err:?}");
         assert!(keel.state.store.shop(SHOP).await.unwrap().unwrap().needs_reauth);
-        // Opening the app exchanges a new token.
+        // Opening the app exchanges a new token (back at wall-clock time, which the
+        // simulator's token endpoint also uses).
+        keel.clock.set(chrono::Utc::now());
         let r = keel.get_shop(&keel.session_token(SHOP)).await;
         assert_eq!(r.status(), 200);
         let body: serde_json::Value = r.json().await.unwrap();

@@ -5,7 +5,7 @@ use crate::on_both_backends;
 use crate::support::db::{Backend, TestDb};
 use crate::support::TestKeel;
 use keel::store::CustomerRef;
-use shopify_sim::{payloads, WebhookDelivery};
+use shopify_sim::{ComplianceCustomer, WebhookDelivery};
 
 const SHOP: &str = "privacy-shop.myshopify.com";
 const OTHER: &str = "other-shop.myshopify.com";
@@ -50,6 +50,14 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
     }
 }
 
+fn john() -> ComplianceCustomer {
+    ComplianceCustomer { id: Some(191167), email: Some(EMAIL.into()), phone: Some("555-625-1199".into()) }
+}
+
+fn someone_else() -> ComplianceCustomer {
+    ComplianceCustomer { id: Some(5), email: Some("someone@else.com".into()), phone: None }
+}
+
 fn customer() -> CustomerRef {
     CustomerRef { id: Some(191167), email: Some(EMAIL.into()) }
 }
@@ -58,7 +66,7 @@ on_both_backends! {
     async fn data_request_assembles_what_keel_holds_and_keeps_it_for_the_merchant(backend: Backend) {
         let keel = TestKeel::spawn(backend).await;
         keel.install(SHOP).await;
-        let d = WebhookDelivery::new(SHOP, "customers/data_request", payloads::customers_data_request(SHOP, 191167, EMAIL));
+        let d = WebhookDelivery::customers_data_request(SHOP, &john(), &[299938], 9999);
         assert_eq!(keel.sim.send_webhook(&keel.webhook_url(), d).await[0].status, Some(200));
         keel.drain_jobs().await;
         let exports = keel.state.store.data_exports(SHOP).await.unwrap();
@@ -74,12 +82,12 @@ on_both_backends! {
         let keel = TestKeel::spawn(backend).await;
         keel.install(SHOP).await;
         let url = keel.webhook_url();
-        keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "customers/data_request", payloads::customers_data_request(SHOP, 191167, EMAIL))).await;
-        keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "customers/data_request", payloads::customers_data_request(SHOP, 5, "someone@else.com"))).await;
+        keel.sim.send_webhook(&url, WebhookDelivery::customers_data_request(SHOP, &john(), &[299938], 9999)).await;
+        keel.sim.send_webhook(&url, WebhookDelivery::customers_data_request(SHOP, &someone_else(), &[], 10000)).await;
         keel.drain_jobs().await;
         assert!(rows_mentioning(&keel.db, EMAIL).await > 0);
 
-        let r = keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "customers/redact", payloads::customers_redact(SHOP, 191167, EMAIL))).await;
+        let r = keel.sim.send_webhook(&url, WebhookDelivery::customers_redact(SHOP, &john(), &[299938])).await;
         assert_eq!(r[0].status, Some(200));
         keel.drain_jobs().await;
 
@@ -96,10 +104,9 @@ on_both_backends! {
         let keel = TestKeel::spawn(backend).await;
         keel.install(SHOP).await;
         let url = keel.webhook_url();
-        keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "customers/data_request", payloads::customers_data_request(SHOP, 191167, EMAIL))).await;
-        let mut redact = payloads::customers_redact(SHOP, 191167, EMAIL);
-        redact["customer"].as_object_mut().unwrap().remove("id");
-        keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "customers/redact", redact)).await;
+        keel.sim.send_webhook(&url, WebhookDelivery::customers_data_request(SHOP, &john(), &[299938], 9999)).await;
+        let email_only = ComplianceCustomer { id: None, email: Some(EMAIL.into()), phone: None };
+        keel.sim.send_webhook(&url, WebhookDelivery::customers_redact(SHOP, &email_only, &[])).await;
         keel.drain_jobs().await;
         assert_eq!(rows_mentioning(&keel.db, EMAIL).await, 0);
     }
@@ -110,13 +117,13 @@ on_both_backends! {
         keel.install(OTHER).await;
         let url = keel.webhook_url();
         for shop in [SHOP, OTHER] {
-            keel.sim.send_webhook(&url, WebhookDelivery::new(shop, "customers/data_request", payloads::customers_data_request(shop, 191167, EMAIL))).await;
+            keel.sim.send_webhook(&url, WebhookDelivery::customers_data_request(shop, &john(), &[299938], 9999)).await;
         }
-        keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "app/uninstalled", payloads::app_uninstalled(SHOP))).await;
+        keel.sim.send_webhook(&url, WebhookDelivery::app_uninstalled(SHOP)).await;
         keel.drain_jobs().await;
         // Shopify sends shop/redact about 48 hours after uninstall.
         keel.clock.advance(chrono::Duration::hours(48));
-        let r = keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "shop/redact", payloads::shop_redact(SHOP))).await;
+        let r = keel.sim.send_webhook(&url, WebhookDelivery::shop_redact(SHOP)).await;
         assert_eq!(r[0].status, Some(200));
         keel.drain_jobs().await;
 
@@ -130,7 +137,7 @@ on_both_backends! {
         assert!(keel.state.store.shop(OTHER).await.unwrap().unwrap().installed);
         assert_eq!(keel.state.store.data_exports(OTHER).await.unwrap().len(), 1);
         // A repeated shop/redact for the erased shop is acknowledged and ignored.
-        let r = keel.sim.send_webhook(&url, WebhookDelivery::new(SHOP, "shop/redact", payloads::shop_redact(SHOP))).await;
+        let r = keel.sim.send_webhook(&url, WebhookDelivery::shop_redact(SHOP)).await;
         assert_eq!(r[0].status, Some(200));
         assert_eq!(keel.state.store.job_counts().await.unwrap().queued, 0);
     }

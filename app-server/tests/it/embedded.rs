@@ -1,7 +1,6 @@
 //! The embedded entry `GET /` and the bounce page, as Shopify's admin loads them.
 
 use crate::on_both_backends;
-use crate::support::db::Backend;
 use crate::support::{TestKeel, API_KEY, API_SECRET};
 use base64::Engine as _;
 
@@ -33,7 +32,7 @@ fn no_redirects() -> reqwest::Client {
 on_both_backends! {
     async fn first_embedded_load_exchanges_the_token_and_frames_only_the_shop_admin(backend: Backend) {
         let keel = TestKeel::spawn(backend).await;
-        keel.sim.install_shop(SHOP, "read_customers");
+        keel.sim.install_shop(SHOP, ["read_customers"]);
         let token = keel.session_token(SHOP);
         let r = no_redirects().get(format!("{}/?{}", keel.url, signed_query(&keel, &[], Some(&token)))).send().await.unwrap();
         assert_eq!(r.status(), 200);
@@ -70,7 +69,7 @@ on_both_backends! {
 
     async fn tampered_or_stale_query_signature_is_refused(backend: Backend) {
         let keel = TestKeel::spawn(backend).await;
-        keel.sim.install_shop(SHOP, "read_customers");
+        keel.sim.install_shop(SHOP, ["read_customers"]);
         let token = keel.session_token(SHOP);
         let tampered = signed_query(&keel, &[], Some(&token)).replace("locale=en", "locale=fr");
         let r = no_redirects().get(format!("{}/?{tampered}", keel.url)).send().await.unwrap();

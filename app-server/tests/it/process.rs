@@ -4,7 +4,7 @@
 use crate::on_both_backends;
 use crate::support::db::{Backend, TestDb};
 use crate::support::{API_KEY, API_SECRET};
-use shopify_sim::{payloads, SessionTokenOptions, Sim, SimConfig, WebhookDelivery};
+use shopify_sim::{SessionTokenOptions, Sim, SimConfig, WebhookDelivery};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ on_both_backends! {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let sim = Sim::spawn(SimConfig { api_key: API_KEY.into(), api_secret: API_SECRET.into(), ..SimConfig::default() }).await;
-        sim.install_shop(SHOP, "read_customers");
+        sim.install_shop(SHOP, ["read_customers"]);
         let port = free_port();
 
         // A web-only process: it acknowledges and queues, but runs no jobs.
@@ -80,7 +80,7 @@ on_both_backends! {
         let token = sim.session_token(SHOP, SessionTokenOptions::default());
         let r = reqwest::Client::new().get(format!("{}/api/shop", keel.url)).bearer_auth(token).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let results = sim.send_webhook(&format!("{}/webhooks", keel.url), WebhookDelivery::new(SHOP, "app/uninstalled", payloads::app_uninstalled(SHOP))).await;
+        let results = sim.send_webhook(&format!("{}/webhooks", keel.url), WebhookDelivery::app_uninstalled(SHOP)).await;
         assert_eq!(results[0].status, Some(200));
         keel.kill9();
         assert!(store.shop(SHOP).await.unwrap().unwrap().installed, "not processed before the kill");

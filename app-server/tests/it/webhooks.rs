@@ -2,10 +2,10 @@
 //! clearly with nothing stored.
 
 use crate::on_both_backends;
-use crate::support::db::Backend;
 use crate::support::{TestKeel, API_SECRET};
 use keel::store::JobCounts;
-use shopify_sim::{payloads, WebhookDelivery};
+use shopify_sim::webhooks::payloads;
+use shopify_sim::WebhookDelivery;
 
 const SHOP: &str = "webhook-shop.myshopify.com";
 
@@ -37,7 +37,7 @@ async fn assert_nothing_stored(keel: &TestKeel) {
 }
 
 fn uninstalled(shop: &str) -> WebhookDelivery {
-    WebhookDelivery::new(shop, "app/uninstalled", payloads::app_uninstalled(shop))
+    WebhookDelivery::app_uninstalled(shop)
 }
 
 on_both_backends! {
@@ -201,12 +201,13 @@ on_both_backends! {
         // Shopify: the merchant uninstalls, then reinstalls; the uninstall webhook is slow.
         let uninstalled_at = keel.clock.now() + chrono::Duration::seconds(1);
         keel.sim.uninstall_shop(SHOP);
-        keel.sim.install_shop(SHOP, "read_customers,write_customers");
+        keel.sim.install_shop(SHOP, ["read_customers", "write_customers"]);
         let mut late = uninstalled(SHOP);
-        late.triggered_at = Some(uninstalled_at.to_rfc3339());
+        late.triggered_at = Some(uninstalled_at);
         assert_eq!(keel.sim.send_webhook(&keel.webhook_url(), late).await[0].status, Some(200));
-        // Keel obtains a new token after the uninstall happened (its old one nears expiry).
-        keel.clock.advance(chrono::Duration::minutes(58));
+        // Keel learns its old token is dead and obtains a new one, after the uninstall happened.
+        keel.clock.advance(chrono::Duration::seconds(5));
+        keel.state.store.mark_needs_reauth(SHOP, keel.clock.now()).await.unwrap();
         assert_eq!(keel.get_shop(&keel.session_token(SHOP)).await.status(), 200);
         keel.drain_jobs().await;
         let shop = keel.state.store.shop(SHOP).await.unwrap().unwrap();

@@ -124,8 +124,12 @@ impl RawDb {
             ("receipts", self.count("receipts", "shop", shop).await),
             (
                 "jobs",
-                self.count("jobs", "coalesce(shop, (select r.shop from receipts r where r.id = jobs.receipt_id))", shop)
-                    .await,
+                self.count(
+                    "jobs",
+                    "coalesce(shop, (select r.shop from receipts r where r.id = jobs.receipt_id))",
+                    shop,
+                )
+                .await,
             ),
             ("data_exports", self.count("data_exports", "shop", shop).await),
         ]

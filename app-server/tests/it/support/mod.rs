@@ -75,7 +75,18 @@ impl TestKeel {
     }
 
     pub fn session_token(&self, shop: &str) -> String {
-        self.sim.session_token(shop, SessionTokenOptions::default())
+        // Minted for Keel's clock, which tests move ahead of the wall clock.
+        let offset = (self.clock.now() - chrono::Utc::now()).num_seconds();
+        let defaults = SessionTokenOptions::default();
+        self.sim.session_token(
+            shop,
+            SessionTokenOptions {
+                exp_in_secs: defaults.exp_in_secs + offset,
+                nbf_offset_secs: offset,
+                iat_offset_secs: offset,
+                ..defaults
+            },
+        )
     }
 
     /// `GET /api/shop` with a session token.
@@ -91,7 +102,7 @@ impl TestKeel {
     /// Install the app on `shop` in the simulator and let Keel obtain its token, as the first
     /// open of the embedded app does.
     pub async fn install(&self, shop: &str) {
-        self.sim.install_shop(shop, "read_customers,write_customers");
+        self.sim.install_shop(shop, ["read_customers", "write_customers"]);
         let response = self.get_shop(&self.session_token(shop)).await;
         assert_eq!(response.status(), 200, "install of {shop}: {}", response.text().await.unwrap_or_default());
     }

@@ -1,0 +1,182 @@
+//! `cart.lines.discounts.generate.run`: the VIP percentage (or its cap) on the eligible lines, as a
+//! product discount, or on the order subtotal minus ineligible lines, as an order discount.
+//!
+//! Exits, cheapest first: the discount has neither the PRODUCT nor the ORDER class; the buyer is a
+//! guest or has neither a tier nor a VIP tag; the configuration is missing or invalid; the tier is
+//! unknown, gives no percentage, or needs a class the discount lacks. Only then are the lines read.
+
+use shopify_function::prelude::log;
+use shopify_function::Result;
+use vip_config::{AppliesTo, CartCurrency, DiscountValue, NoDiscount, Tier};
+
+use crate::input::{DecimalText, Run};
+use crate::lines_scan::{self, Want};
+use crate::schema::{self, lines_run};
+use crate::vip::{self, Buyer};
+
+type Output = schema::CartLinesDiscountsGenerateRunResult;
+
+fn no_discount() -> Result<Output> {
+    Ok(Output { operations: vec![] })
+}
+
+pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
+    let typed = &input.typed;
+    let classes = typed.discount().discount_classes();
+    let product_class = classes.contains(&schema::DiscountClass::Product);
+    let order_class = classes.contains(&schema::DiscountClass::Order);
+    if !product_class && !order_class {
+        return no_discount();
+    }
+
+    let Some(customer) = typed.cart().buyer_identity().and_then(|b| b.customer()) else {
+        return no_discount();
+    };
+    let buyer = Buyer {
+        tier_name: customer.vip_tier().map(|m| m.value().as_str()),
+        has_vip_tag: *customer.has_vip_tag(),
+    };
+    if !buyer.may_be_vip() {
+        return no_discount();
+    }
+
+    let metafield = typed.discount().metafield().map(|m| *m.json_value());
+    let Some(config) = vip::load_config(metafield) else {
+        return no_discount();
+    };
+    let Some(tier) = vip::tier_for(&config, &buyer) else {
+        return no_discount();
+    };
+    if tier.percentage.is_zero() {
+        return no_discount();
+    }
+    let class_present = match tier.applies_to {
+        AppliesTo::Lines => product_class,
+        AppliesTo::OrderSubtotal => order_class,
+    };
+    if !class_present {
+        log!(
+            "vip-discount: tier {:?} applies to {} but the discount lacks that class; no line discount",
+            tier.name,
+            tier.applies_to.as_str()
+        );
+        return no_discount();
+    }
+
+    let Some(rate) = typed.presentment_currency_rate().0 else {
+        log!("vip-discount: presentmentCurrencyRate is not a decimal; no VIP discount");
+        return no_discount();
+    };
+    let currency = CartCurrency {
+        rate,
+        code: typed.cart().cost().subtotal_amount().currency_code(),
+    };
+
+    let want = Want {
+        eligible_ids: tier.applies_to == AppliesTo::Lines,
+        ineligible_ids: tier.applies_to == AppliesTo::OrderSubtotal,
+        subtotal: tier.needs_subtotal(),
+    };
+    let scan = match lines_scan::scan(&lines_scan::cart_lines(&input.raw), want) {
+        Ok(scan) => scan,
+        Err(error) => {
+            log!("vip-discount: cart lines unreadable ({error:?}); no VIP discount");
+            return no_discount();
+        }
+    };
+    if scan.eligible == 0 {
+        return no_discount();
+    }
+
+    let value = match tier.lines_value(scan.eligible_subtotal, &currency) {
+        Ok(value) => value,
+        Err(NoDiscount::Arithmetic) => {
+            log!("vip-discount: amounts out of range; no VIP discount");
+            return no_discount();
+        }
+        Err(NoDiscount::BelowMinimum | NoDiscount::NoPercentage) => return no_discount(),
+    };
+    let Some(operation) = operation(tier, value, &currency, scan) else {
+        log!("vip-discount: amounts out of range; no VIP discount");
+        return no_discount();
+    };
+    Ok(Output {
+        operations: vec![operation],
+    })
+}
+
+fn operation(
+    tier: &Tier,
+    value: DiscountValue,
+    currency: &CartCurrency<'_>,
+    scan: lines_scan::Scan,
+) -> Option<schema::CartOperation> {
+    let message = Some(tier.message());
+    Some(match tier.applies_to {
+        AppliesTo::Lines => {
+            let value = match value {
+                DiscountValue::Percentage(percentage) => {
+                    schema::ProductDiscountCandidateValue::Percentage(schema::Percentage {
+                        value: percentage.into(),
+                    })
+                }
+                DiscountValue::FixedAmount(amount) => {
+                    schema::ProductDiscountCandidateValue::FixedAmount(
+                        schema::ProductDiscountCandidateFixedAmount {
+                            amount: DecimalText(currency.format(amount)?),
+                            // Once across the targets: the cap is a total, not per item.
+                            applies_to_each_item: None,
+                        },
+                    )
+                }
+            };
+            let targets = scan
+                .eligible_ids
+                .into_iter()
+                .map(|id| {
+                    schema::ProductDiscountCandidateTarget::CartLine(schema::CartLineTarget {
+                        id,
+                        quantity: None,
+                    })
+                })
+                .collect();
+            schema::CartOperation::ProductDiscountsAdd(schema::ProductDiscountsAddOperation {
+                candidates: vec![schema::ProductDiscountCandidate {
+                    associated_discount_code: None,
+                    message,
+                    targets,
+                    value,
+                }],
+                selection_strategy: schema::ProductDiscountSelectionStrategy::First,
+            })
+        }
+        AppliesTo::OrderSubtotal => {
+            let value = match value {
+                DiscountValue::Percentage(percentage) => {
+                    schema::OrderDiscountCandidateValue::Percentage(schema::Percentage {
+                        value: percentage.into(),
+                    })
+                }
+                DiscountValue::FixedAmount(amount) => {
+                    schema::OrderDiscountCandidateValue::FixedAmount(schema::FixedAmount {
+                        amount: DecimalText(currency.format(amount)?),
+                    })
+                }
+            };
+            schema::CartOperation::OrderDiscountsAdd(schema::OrderDiscountsAddOperation {
+                candidates: vec![schema::OrderDiscountCandidate {
+                    associated_discount_code: None,
+                    conditions: None,
+                    message,
+                    targets: vec![schema::OrderDiscountCandidateTarget::OrderSubtotal(
+                        schema::OrderSubtotalTarget {
+                            excluded_cart_line_ids: scan.ineligible_ids,
+                        },
+                    )],
+                    value,
+                }],
+                selection_strategy: schema::OrderDiscountSelectionStrategy::First,
+            })
+        }
+    })
+}

@@ -1,0 +1,54 @@
+-- wrk script: signed webhook deliveries, each with its own webhook and event id, so every
+-- request is a new delivery that Keel must verify, deduplicate and durably queue.
+-- The body (and so its signature) is the same for all; ids travel in headers, as with Shopify.
+-- Environment: BENCH_BODY_FILE, BENCH_HMAC, BENCH_SHOP, BENCH_TOPIC.
+
+local counter = 0
+local thread_id = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_id", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+  body = f:read("*a")
+  f:close()
+  hmac = os.getenv("BENCH_HMAC")
+  shop = os.getenv("BENCH_SHOP")
+  topic = os.getenv("BENCH_TOPIC")
+  run = tostring(os.time())
+  non200 = 0
+end
+
+function request()
+  counter = counter + 1
+  local id = run .. "-" .. thread_id .. "-" .. counter
+  return wrk.format("POST", "/webhooks", {
+    ["Content-Type"] = "application/json",
+    ["X-Shopify-Topic"] = topic,
+    ["X-Shopify-Hmac-Sha256"] = hmac,
+    ["X-Shopify-Shop-Domain"] = shop,
+    ["X-Shopify-API-Version"] = "2026-10",
+    ["X-Shopify-Webhook-Id"] = "w-" .. id,
+    ["X-Shopify-Event-Id"] = "e-" .. id,
+  }, body)
+end
+
+function response(status, headers, body)
+  if status ~= 200 then
+    non200 = non200 + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local bad = 0
+  for _, t in ipairs(threads) do
+    bad = bad + (t:get("non200") or 0)
+  end
+  io.write(string.format("BENCH non200=%d requests=%d rps=%.1f p50_us=%d p99_us=%d\n",
+    bad, summary.requests, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99)))
+end
