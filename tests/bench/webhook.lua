@@ -21,6 +21,8 @@ function init(args)
   topic = os.getenv("BENCH_TOPIC")
   run = tostring(os.time())
   non200 = 0
+  notqueued = 0
+  expect_queued = os.getenv("BENCH_EXPECT_QUEUED") == "1"
 end
 
 function request()
@@ -40,15 +42,19 @@ end
 function response(status, headers, body)
   if status ~= 200 then
     non200 = non200 + 1
+  elseif expect_queued and not string.find(body, '"queued"', 1, true) then
+    -- Keel answered 200 but did not queue: a duplicate or ignored delivery is not what we measure.
+    notqueued = notqueued + 1
   end
 end
 
 function done(summary, latency, requests)
-  local bad = 0
+  local bad, unqueued = 0, 0
   for _, t in ipairs(threads) do
     bad = bad + (t:get("non200") or 0)
+    unqueued = unqueued + (t:get("notqueued") or 0)
   end
-  io.write(string.format("BENCH non200=%d requests=%d rps=%.1f p50_us=%d p99_us=%d\n",
-    bad, summary.requests, summary.requests / (summary.duration / 1e6),
+  io.write(string.format("BENCH non200=%d notqueued=%d requests=%d rps=%.1f p50_us=%d p99_us=%d\n",
+    bad, unqueued, summary.requests, summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(99)))
 end

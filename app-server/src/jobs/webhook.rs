@@ -24,7 +24,13 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
     let mut mark_done = true;
     match topic {
         Topic::AppUninstalled => {
-            ops::install::uninstall(store, shop, receipt.received_at, now).await?;
+            // When the uninstall happened, not when its (possibly late) delivery arrived.
+            let at = receipt
+                .triggered_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(receipt.received_at, |t| t.with_timezone(&chrono::Utc));
+            ops::install::uninstall(store, shop, at, now).await?;
         }
         Topic::AppScopesUpdate => {
             let p: ScopesUpdate = parse(payload)?;

@@ -85,7 +85,12 @@ pub async fn run_one(state: &AppState, worker: &str) -> Result<bool, StoreError>
     let span = tracing::info_span!("job", job_id = job.id, kind = %job.kind, attempt = job.attempt, shop = job.shop.as_deref().unwrap_or(""));
     let _enter = span.enter();
     let started = std::time::Instant::now();
-    let outcome = execute(state, &job).await;
+    // A job whose leases kept expiring (its worker died each time) has used up its attempts.
+    let outcome = if job.attempt > job.max_attempts {
+        Err(JobError::Permanent(format!("gave up after {} attempts whose workers did not finish", job.max_attempts)))
+    } else {
+        execute(state, &job).await
+    };
     let now = state.clock.now();
     let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {

@@ -155,6 +155,8 @@ pub struct Receipt {
     pub status: String,
     pub payload: Option<String>,
     pub customer: CustomerRef,
+    /// When Shopify says the event happened (`X-Shopify-Triggered-At`, as sent).
+    pub triggered_at: Option<String>,
     pub received_at: Timestamp,
 }
 

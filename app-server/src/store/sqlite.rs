@@ -179,7 +179,7 @@ impl TokenRow {
 }
 
 const RECEIPT_COLUMNS: &str =
-    "id, shop, source, topic, dedupe_key, status, payload, customer_id, customer_email, received_at";
+    "id, shop, source, topic, dedupe_key, status, payload, customer_id, customer_email, triggered_at, received_at";
 
 #[derive(sqlx::FromRow)]
 struct ReceiptRow {
@@ -192,6 +192,7 @@ struct ReceiptRow {
     payload: Option<String>,
     customer_id: Option<i64>,
     customer_email: Option<String>,
+    triggered_at: Option<String>,
     received_at: i64,
 }
 
@@ -206,6 +207,7 @@ impl ReceiptRow {
             status: self.status,
             payload: self.payload,
             customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            triggered_at: self.triggered_at,
             received_at: time(self.received_at)?,
         })
     }

@@ -202,13 +202,15 @@ on_both_backends! {
         let uninstalled_at = keel.clock.now() + chrono::Duration::seconds(1);
         keel.sim.uninstall_shop(SHOP);
         keel.sim.install_shop(SHOP, ["read_customers", "write_customers"]);
-        let mut late = uninstalled(SHOP);
-        late.triggered_at = Some(uninstalled_at);
-        assert_eq!(keel.sim.send_webhook(&keel.webhook_url(), late).await[0].status, Some(200));
-        // Keel learns its old token is dead and obtains a new one, after the uninstall happened.
+        // Keel learns its old token is dead and obtains a new one.
         keel.clock.advance(chrono::Duration::seconds(5));
         keel.state.store.mark_needs_reauth(SHOP, keel.clock.now()).await.unwrap();
         assert_eq!(keel.get_shop(&keel.session_token(SHOP)).await.status(), 200);
+        // Only now does the uninstall arrive: what counts is when it happened.
+        keel.clock.advance(chrono::Duration::seconds(5));
+        let mut late = uninstalled(SHOP);
+        late.triggered_at = Some(uninstalled_at);
+        assert_eq!(keel.sim.send_webhook(&keel.webhook_url(), late).await[0].status, Some(200));
         keel.drain_jobs().await;
         let shop = keel.state.store.shop(SHOP).await.unwrap().unwrap();
         assert!(shop.installed, "a stale uninstall must not undo the reinstall");

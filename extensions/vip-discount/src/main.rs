@@ -22,8 +22,10 @@ mod vip;
 
 // Every `Decimal` Keel reads or writes is mapped to an exact type (see `input`) instead of the
 // crate's default `f64` wrapper, and the configuration metafield is left undecoded until Keel reads
-// it (the default `JsonValue` would copy all of it into maps first).
-#[typegen("schema.graphql", custom_scalar_overrides = {
+// it (the default `JsonValue` would copy all of it into maps first). `enums_as_str` must name only
+// enums the schema has: the crate's default list also names LanguageCode and CountryCode, which
+// Keel's subset leaves out, and typegen rejects a name it cannot find.
+#[typegen("schema.graphql", enums_as_str = ["CurrencyCode"], custom_scalar_overrides = {
     "Percentage.value" => super::input::DecimalText,
     "FixedAmount.amount" => super::input::DecimalText,
     "ProductDiscountCandidateFixedAmount.amount" => super::input::DecimalText,
