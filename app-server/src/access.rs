@@ -59,7 +59,9 @@ pub struct AccessToken {
 
 impl std::fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken").field("version", &self.version).finish_non_exhaustive()
+        f.debug_struct("AccessToken")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +77,13 @@ pub struct Access {
 }
 
 impl Access {
-    pub fn new(store: DynStore, cipher: Cipher, endpoint: Endpoint, creds: AppCredentials, clock: DynClock) -> Self {
+    pub fn new(
+        store: DynStore,
+        cipher: Cipher,
+        endpoint: Endpoint,
+        creds: AppCredentials,
+        clock: DynClock,
+    ) -> Self {
         Self {
             store,
             cipher,
@@ -94,7 +102,9 @@ impl Access {
 
     fn seal(&self, shop: &ShopDomain, t: &OfflineToken) -> Result<NewToken, SecretsError> {
         Ok(NewToken {
-            access_token: self.cipher.seal(t.access_token.as_bytes(), &format!("{shop}:access"))?,
+            access_token: self
+                .cipher
+                .seal(t.access_token.as_bytes(), &format!("{shop}:access"))?,
             access_expires_at: t.expires_at,
             refresh_token: t
                 .refresh_token
@@ -106,15 +116,23 @@ impl Access {
         })
     }
 
-    fn open_access(&self, shop: &ShopDomain, rec: &TokenRecord) -> Result<AccessToken, SecretsError> {
+    fn open_access(
+        &self,
+        shop: &ShopDomain,
+        rec: &TokenRecord,
+    ) -> Result<AccessToken, SecretsError> {
         Ok(AccessToken {
-            token: self.cipher.open_string(&rec.token.access_token, &format!("{shop}:access"))?,
+            token: self
+                .cipher
+                .open_string(&rec.token.access_token, &format!("{shop}:access"))?,
             version: rec.version,
         })
     }
 
     fn expiring(&self, rec: &TokenRecord) -> bool {
-        rec.token.access_expires_at.is_some_and(|at| at - self.clock.now() < REFRESH_MARGIN)
+        rec.token
+            .access_expires_at
+            .is_some_and(|at| at - self.clock.now() < REFRESH_MARGIN)
     }
 
     /// On an authenticated admin request: make sure the shop has a fresh token, exchanging the
@@ -122,7 +140,10 @@ impl Access {
     /// stored one is about to expire.
     pub async fn ensure_installed(&self, session: &SessionToken) -> Result<(), AccessError> {
         let shop = &session.shop;
-        if let (Some(s), Some(rec)) = (self.store.shop(shop.as_str()).await?, self.store.token(shop.as_str()).await?) {
+        if let (Some(s), Some(rec)) = (
+            self.store.shop(shop.as_str()).await?,
+            self.store.token(shop.as_str()).await?,
+        ) {
             if s.installed && !s.needs_reauth && !self.expiring(&rec) {
                 return Ok(());
             }
@@ -130,7 +151,10 @@ impl Access {
         let lock = self.local_lock(shop);
         let _single_flight = lock.lock().await;
         // Another task of this process may have exchanged while we waited.
-        if let (Some(s), Some(rec)) = (self.store.shop(shop.as_str()).await?, self.store.token(shop.as_str()).await?) {
+        if let (Some(s), Some(rec)) = (
+            self.store.shop(shop.as_str()).await?,
+            self.store.token(shop.as_str()).await?,
+        ) {
             if s.installed && !s.needs_reauth && !self.expiring(&rec) {
                 return Ok(());
             }
@@ -159,9 +183,14 @@ impl Access {
     }
 
     /// Refresh after Shopify refused `used` with a 401 — unless someone already replaced it.
-    pub async fn refresh_after_unauthorized(&self, shop: &ShopDomain, used: &AccessToken) -> Result<AccessToken, AccessError> {
+    pub async fn refresh_after_unauthorized(
+        &self,
+        shop: &ShopDomain,
+        used: &AccessToken,
+    ) -> Result<AccessToken, AccessError> {
         let used_version = used.version;
-        self.refresh_unless(shop, |rec| rec.version != used_version).await
+        self.refresh_unless(shop, |rec| rec.version != used_version)
+            .await
     }
 
     async fn current(&self, shop: &ShopDomain) -> Result<TokenRecord, AccessError> {
@@ -171,7 +200,10 @@ impl Access {
             Some(s) if s.needs_reauth => return Err(AccessError::NeedsReauth),
             Some(_) => {}
         }
-        self.store.token(shop.as_str()).await?.ok_or(AccessError::NeedsReauth)
+        self.store
+            .token(shop.as_str())
+            .await?
+            .ok_or(AccessError::NeedsReauth)
     }
 
     /// Single-flight refresh. `fresh` says whether a stored token already satisfies the caller
@@ -190,7 +222,11 @@ impl Access {
                 return Ok(self.open_access(shop, &rec)?);
             }
             let now = self.clock.now();
-            match self.store.claim_token_refresh(shop.as_str(), &self.holder, now + REFRESH_LEASE, now).await? {
+            match self
+                .store
+                .claim_token_refresh(shop.as_str(), &self.holder, now + REFRESH_LEASE, now)
+                .await?
+            {
                 RefreshClaim::NoToken => return Err(AccessError::NeedsReauth),
                 RefreshClaim::Busy => {
                     if started.elapsed() > WAIT_FOR_OTHER_REFRESH {
@@ -200,7 +236,9 @@ impl Access {
                 }
                 RefreshClaim::Claimed(rec) => {
                     if fresh(&rec) {
-                        self.store.finish_token_refresh(shop.as_str(), &self.holder, None, now).await?;
+                        self.store
+                            .finish_token_refresh(shop.as_str(), &self.holder, None, now)
+                            .await?;
                         return Ok(self.open_access(shop, &rec)?);
                     }
                     return self.refresh_claimed(shop, &rec).await;
@@ -209,10 +247,16 @@ impl Access {
         }
     }
 
-    async fn refresh_claimed(&self, shop: &ShopDomain, rec: &TokenRecord) -> Result<AccessToken, AccessError> {
+    async fn refresh_claimed(
+        &self,
+        shop: &ShopDomain,
+        rec: &TokenRecord,
+    ) -> Result<AccessToken, AccessError> {
         let now = self.clock.now();
         let release = |new: Option<NewToken>| async move {
-            self.store.finish_token_refresh(shop.as_str(), &self.holder, new.as_ref(), self.clock.now()).await
+            self.store
+                .finish_token_refresh(shop.as_str(), &self.holder, new.as_ref(), self.clock.now())
+                .await
         };
         let Some(sealed_refresh) = &rec.token.refresh_token else {
             // A legacy non-expiring token cannot be refreshed: only a new exchange helps.
@@ -220,14 +264,19 @@ impl Access {
             self.store.mark_needs_reauth(shop.as_str(), now).await?;
             return Err(AccessError::NeedsReauth);
         };
-        let refresh_token = self.cipher.open_string(sealed_refresh, &format!("{shop}:refresh"))?;
+        let refresh_token = self
+            .cipher
+            .open_string(sealed_refresh, &format!("{shop}:refresh"))?;
         match oauth::refresh(&self.endpoint, &self.creds, shop, &refresh_token, now).await {
             Ok(token) => {
                 let sealed = self.seal(shop, &token)?;
                 if !release(Some(sealed)).await? {
                     // Our lease expired under us and another holder took over; its write wins.
                     tracing::warn!(shop = %shop, "refresh lease lost; using the other holder's token");
-                    return self.current(shop).await.and_then(|r| Ok(self.open_access(shop, &r)?));
+                    return self
+                        .current(shop)
+                        .await
+                        .and_then(|r| Ok(self.open_access(shop, &r)?));
                 }
                 tracing::info!(shop = %shop, "offline token refreshed");
                 let stored = self.current(shop).await?;
@@ -235,7 +284,9 @@ impl Access {
             }
             Err(OAuthError::InvalidGrant) => {
                 release(None).await?;
-                self.store.mark_needs_reauth(shop.as_str(), self.clock.now()).await?;
+                self.store
+                    .mark_needs_reauth(shop.as_str(), self.clock.now())
+                    .await?;
                 tracing::warn!(shop = %shop, "refresh token refused; shop needs re-authorisation");
                 Err(AccessError::NeedsReauth)
             }
@@ -262,7 +313,9 @@ impl Access {
         let token = self.refresh_after_unauthorized(shop, &token).await?;
         match admin::graphql(&self.endpoint, shop, &token.token, query, variables).await {
             Err(AdminError::Unauthorized) => {
-                self.store.mark_needs_reauth(shop.as_str(), self.clock.now()).await?;
+                self.store
+                    .mark_needs_reauth(shop.as_str(), self.clock.now())
+                    .await?;
                 tracing::warn!(shop = %shop, "Shopify refused a freshly refreshed token; shop needs re-authorisation");
                 Err(AccessError::NeedsReauth)
             }

@@ -61,7 +61,11 @@ impl AppState {
     }
 
     /// Wire the services around an already migrated store.
-    pub fn with_store(config: Config, clock: DynClock, store: DynStore) -> Result<AppState, StartError> {
+    pub fn with_store(
+        config: Config,
+        clock: DynClock,
+        store: DynStore,
+    ) -> Result<AppState, StartError> {
         let key = match &config.encryption_key {
             EncryptionKey::Given(key) => *key,
             EncryptionKey::LocalFile(path) => secrets::load_or_create_key_file(path)?,
@@ -70,13 +74,23 @@ impl AppState {
             ShopifyOrigin::PerShop => None,
             ShopifyOrigin::Fixed(url) => Some(url.clone()),
         };
-        let domain_policy = if origin.is_some() { DomainPolicy::AnyHost } else { DomainPolicy::MyShopifyOnly };
+        let domain_policy = if origin.is_some() {
+            DomainPolicy::AnyHost
+        } else {
+            DomainPolicy::MyShopifyOnly
+        };
         let endpoint = Endpoint::new(origin, SHOPIFY_TIMEOUT)?;
         let creds = AppCredentials {
             client_id: config.api_key.clone(),
             client_secret: config.api_secret.expose().to_owned(),
         };
-        let access = Arc::new(Access::new(store.clone(), Cipher::new(&key), endpoint, creds, clock.clone()));
+        let access = Arc::new(Access::new(
+            store.clone(),
+            Cipher::new(&key),
+            endpoint,
+            creds,
+            clock.clone(),
+        ));
         let jobs_ready = Arc::new(Notify::new());
         let intake = Intake::spawn(store.clone(), clock.clone(), jobs_ready.clone());
         Ok(AppState {
@@ -87,18 +101,26 @@ impl AppState {
             intake,
             jobs_ready,
             domain_policy,
-            instance_id: format!("{}-{}", hostname(), &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            instance_id: format!(
+                "{}-{}",
+                hostname(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
         })
     }
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "keel".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "keel".into())
 }
 
 /// Create the directory of a `sqlite:` file URL so the first run works from an empty checkout.
 fn ensure_sqlite_parent(url: &str) -> Result<(), std::io::Error> {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let path = path.split('?').next().unwrap_or(path);
     if path.is_empty() || path == ":memory:" {
         return Ok(());
@@ -110,7 +132,11 @@ fn ensure_sqlite_parent(url: &str) -> Result<(), std::io::Error> {
 }
 
 /// Run Keel on the given listeners with the system clock until `shutdown` fires.
-pub async fn serve(config: Config, listeners: Vec<TcpListener>, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn serve(
+    config: Config,
+    listeners: Vec<TcpListener>,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let workers = config.workers;
     let state = AppState::build(config, Arc::new(SystemClock)).await?;
     run(state, listeners, workers, shutdown).await
@@ -118,7 +144,12 @@ pub async fn serve(config: Config, listeners: Vec<TcpListener>, shutdown: Cancel
 
 /// Serve HTTP on every listener and run `workers` job workers until `shutdown`; then stop
 /// accepting, let in-flight requests and jobs finish (bounded by [`SHUTDOWN_GRACE`]).
-pub async fn run(state: AppState, listeners: Vec<TcpListener>, workers: usize, shutdown: CancellationToken) -> Result<(), StartError> {
+pub async fn run(
+    state: AppState,
+    listeners: Vec<TcpListener>,
+    workers: usize,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
     let router = crate::web::router(state.clone());
     let worker_stop = CancellationToken::new();
     let workers = jobs::spawn_workers(&state, workers, worker_stop.clone());
@@ -128,7 +159,9 @@ pub async fn run(state: AppState, listeners: Vec<TcpListener>, workers: usize, s
         let router = router.clone();
         let shutdown = shutdown.clone();
         servers.spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
         });
     }
     shutdown.cancelled().await;
@@ -143,7 +176,9 @@ pub async fn run(state: AppState, listeners: Vec<TcpListener>, workers: usize, s
         workers.join().await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        tracing::warn!("shutdown grace period over; unfinished jobs will be retried after their lease");
+        tracing::warn!(
+            "shutdown grace period over; unfinished jobs will be retried after their lease"
+        );
     }
     Ok(())
 }

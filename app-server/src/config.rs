@@ -145,14 +145,17 @@ impl Config {
         let api_key = match get("SHOPIFY_API_KEY") {
             Some(v) => v.to_owned(),
             None => {
-                problems.push("SHOPIFY_API_KEY is missing: set it to the app's client id".to_owned());
+                problems
+                    .push("SHOPIFY_API_KEY is missing: set it to the app's client id".to_owned());
                 String::new()
             }
         };
         let api_secret = match get("SHOPIFY_API_SECRET") {
             Some(v) => Secret::new(v),
             None => {
-                problems.push("SHOPIFY_API_SECRET is missing: set it to the app's client secret".to_owned());
+                problems.push(
+                    "SHOPIFY_API_SECRET is missing: set it to the app's client secret".to_owned(),
+                );
                 Secret::new("")
             }
         };
@@ -178,8 +181,15 @@ impl Config {
         let scopes = match get("SCOPES") {
             None => Vec::new(),
             Some(raw) => {
-                let scopes: Vec<String> = raw.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-                if let Some(bad) = scopes.iter().find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c == '_')) {
+                let scopes: Vec<String> = raw
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if let Some(bad) = scopes
+                    .iter()
+                    .find(|s| !s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                {
                     problems.push(format!("SCOPES is invalid: {bad:?} is not a scope name (expected e.g. read_customers,write_customers)"));
                 }
                 scopes
@@ -231,7 +241,9 @@ impl Config {
             Some(raw) => match raw.parse::<usize>() {
                 Ok(n) if n <= 64 => n,
                 _ => {
-                    problems.push(format!("KEEL_WORKERS is invalid ({raw:?}): expected a number from 0 to 64"));
+                    problems.push(format!(
+                        "KEEL_WORKERS is invalid ({raw:?}): expected a number from 0 to 64"
+                    ));
                     2
                 }
             },
@@ -241,7 +253,9 @@ impl Config {
             None | Some("human") => LogFormat::Human,
             Some("json") => LogFormat::Json,
             Some(raw) => {
-                problems.push(format!("KEEL_LOG_FORMAT is invalid ({raw:?}): expected `human` or `json`"));
+                problems.push(format!(
+                    "KEEL_LOG_FORMAT is invalid ({raw:?}): expected `human` or `json`"
+                ));
                 LogFormat::Human
             }
         };
@@ -269,17 +283,27 @@ impl Config {
 
     /// A configuration for tests and the demo: simulator origin, SQLite or the given database,
     /// a fixed key, no workers unless asked.
-    pub fn for_local(api_key: &str, api_secret: &str, database_url: &str, shopify_origin: Option<Url>) -> Config {
+    pub fn for_local(
+        api_key: &str,
+        api_secret: &str,
+        database_url: &str,
+        shopify_origin: Option<Url>,
+    ) -> Config {
         let database = if database_url.starts_with("postgres") {
-            Database::Postgres { url: database_url.to_owned() }
+            Database::Postgres {
+                url: database_url.to_owned(),
+            }
         } else {
-            Database::Sqlite { url: database_url.to_owned() }
+            Database::Sqlite {
+                url: database_url.to_owned(),
+            }
         };
         Config {
             api_key: api_key.to_owned(),
             api_secret: Secret::new(api_secret),
             api_secret_old: None,
-            app_url: Url::parse("http://127.0.0.1:8081").unwrap_or_else(|_| unreachable!("literal URL")),
+            app_url: Url::parse("http://127.0.0.1:8081")
+                .unwrap_or_else(|_| unreachable!("literal URL")),
             scopes: vec!["read_customers".into(), "write_customers".into()],
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
@@ -304,20 +328,33 @@ impl Config {
 }
 
 /// DATABASE_URL and KEEL_DATA_DIR, shared by `serve` and `migrate`.
-fn parse_database<'a>(get: &impl Fn(&str) -> Option<&'a str>, problems: &mut Vec<String>) -> (Database, PathBuf) {
+fn parse_database<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    problems: &mut Vec<String>,
+) -> (Database, PathBuf) {
     let data_dir = PathBuf::from(get("KEEL_DATA_DIR").unwrap_or("keel-data"));
     let database = match get("DATABASE_URL") {
-        None => Database::Sqlite { url: format!("sqlite://{}", data_dir.join("keel.db").display()) },
+        None => Database::Sqlite {
+            url: format!("sqlite://{}", data_dir.join("keel.db").display()),
+        },
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-        if Url::parse(url).is_err() {
-            problems.push("DATABASE_URL is invalid: expected postgres://user:password@host:port/database".to_owned());
+            if Url::parse(url).is_err() {
+                problems.push(
+                    "DATABASE_URL is invalid: expected postgres://user:password@host:port/database"
+                        .to_owned(),
+                );
+            }
+            Database::Postgres {
+                url: url.to_owned(),
+            }
         }
-        Database::Postgres { url: url.to_owned() }
-        }
-        Some(url) if url.starts_with("sqlite:") => Database::Sqlite { url: url.to_owned() },
+        Some(url) if url.starts_with("sqlite:") => Database::Sqlite {
+            url: url.to_owned(),
+        },
         Some(_) => {
-        problems.push("DATABASE_URL is invalid: expected sqlite:<path> or postgres://…".to_owned());
-        Database::Sqlite { url: String::new() }
+            problems
+                .push("DATABASE_URL is invalid: expected sqlite:<path> or postgres://…".to_owned());
+            Database::Sqlite { url: String::new() }
         }
     };
     (database, data_dir)
@@ -329,7 +366,11 @@ pub fn database_from_env() -> Result<(Database, PathBuf), ConfigErrors> {
     let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
     let mut problems = Vec::new();
     let parsed = parse_database(&get, &mut problems);
-    if problems.is_empty() { Ok(parsed) } else { Err(ConfigErrors(problems)) }
+    if problems.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ConfigErrors(problems))
+    }
 }
 
 fn parse_port(raw: Option<&str>, name: &str, problems: &mut Vec<String>) -> Option<u16> {
@@ -337,7 +378,9 @@ fn parse_port(raw: Option<&str>, name: &str, problems: &mut Vec<String>) -> Opti
     match raw.parse::<u16>() {
         Ok(p) => Some(p),
         Err(_) => {
-            problems.push(format!("{name} is invalid ({raw:?}): expected a port number from 0 to 65535"));
+            problems.push(format!(
+                "{name} is invalid ({raw:?}): expected a port number from 0 to 65535"
+            ));
             None
         }
     }
@@ -346,8 +389,13 @@ fn parse_port(raw: Option<&str>, name: &str, problems: &mut Vec<String>) -> Opti
 /// The app URL must be https, except on loopback for local development.
 fn parse_app_url(raw: &str) -> Result<Url, &'static str> {
     // The CLI's HOST is sometimes a bare host name.
-    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
-    let mut url = Url::parse(&with_scheme).map_err(|_| "expected a URL such as https://keel.example.com")?;
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("https://{raw}")
+    };
+    let mut url =
+        Url::parse(&with_scheme).map_err(|_| "expected a URL such as https://keel.example.com")?;
     let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     if url.scheme() != "https" && !(local && url.scheme() == "http") {
         return Err("expected an https URL (http is accepted only for localhost)");
@@ -365,16 +413,31 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn every_missing_required_variable_is_reported_on_its_own_line() {
         let err = Config::from_vars(&vars(&[])).unwrap_err();
         let text = err.to_string();
-        assert!(text.lines().any(|l| l.starts_with("SHOPIFY_API_KEY is missing")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("SHOPIFY_API_SECRET is missing")), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("SHOPIFY_APP_URL is missing")), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("SHOPIFY_API_KEY is missing")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("SHOPIFY_API_SECRET is missing")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("SHOPIFY_APP_URL is missing")),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 3, "{text}");
     }
 
@@ -390,8 +453,21 @@ mod tests {
             ("KEEL_LOG_FORMAT", "xml"),
         ]))
         .unwrap_err();
-        let names: Vec<&str> = err.0.iter().map(|l| l.split(' ').next().unwrap_or("")).collect();
-        assert_eq!(names, ["SHOPIFY_APP_URL", "PORT", "DATABASE_URL", "KEEL_ENCRYPTION_KEY", "KEEL_LOG_FORMAT"]);
+        let names: Vec<&str> = err
+            .0
+            .iter()
+            .map(|l| l.split(' ').next().unwrap_or(""))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "SHOPIFY_APP_URL",
+                "PORT",
+                "DATABASE_URL",
+                "KEEL_ENCRYPTION_KEY",
+                "KEEL_LOG_FORMAT"
+            ]
+        );
     }
 
     #[test]
@@ -403,7 +479,10 @@ mod tests {
             ("DATABASE_URL", "postgres://u@localhost/keel"),
         ]))
         .unwrap_err();
-        assert!(err.0[0].starts_with("KEEL_ENCRYPTION_KEY is missing"), "{err}");
+        assert!(
+            err.0[0].starts_with("KEEL_ENCRYPTION_KEY is missing"),
+            "{err}"
+        );
     }
 
     #[test]

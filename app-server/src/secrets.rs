@@ -47,18 +47,27 @@ pub fn parse_key(raw: &str) -> Result<[u8; 32], String> {
             .find_map(|e| e.decode(raw).ok())
             .ok_or("expected 32 bytes as 64 hex digits or base64 (e.g. `openssl rand -hex 32`)")?
     };
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("expected 32 bytes, got {} (e.g. `openssl rand -hex 32`)", b.len()))
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "expected 32 bytes, got {} (e.g. `openssl rand -hex 32`)",
+            b.len()
+        )
+    })
 }
 
 /// Read the local key file, creating it (mode 0600, in a directory created if missing) with a
 /// fresh random key on first use. Only for local/dev mode: replicas share a configured key.
 pub fn load_or_create_key_file(path: &Path) -> Result<[u8; 32], SecretsError> {
     let shown = path.display().to_string();
-    let io = |source| SecretsError::KeyFile { path: shown.clone(), source };
+    let io = |source| SecretsError::KeyFile {
+        path: shown.clone(),
+        source,
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_key(&text).map_err(|why| SecretsError::KeyFileInvalid { path: shown.clone(), why }),
+        Ok(text) => parse_key(&text).map_err(|why| SecretsError::KeyFileInvalid {
+            path: shown.clone(),
+            why,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(io)?;
@@ -77,7 +86,11 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     // create_new: two processes starting at once must not overwrite each other's key.
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents.as_bytes())?;
     f.sync_all()
 }
@@ -101,7 +114,9 @@ impl fmt::Debug for Cipher {
 
 impl Cipher {
     pub fn new(key: &[u8; 32]) -> Self {
-        Self { aead: Aes256Gcm::new(key.into()) }
+        Self {
+            aead: Aes256Gcm::new(key.into()),
+        }
     }
 
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, SecretsError> {
@@ -109,7 +124,13 @@ impl Cipher {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .aead
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
             .map_err(|_| SecretsError::Seal)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -123,7 +144,13 @@ impl Cipher {
             [VERSION, rest @ ..] if rest.len() > NONCE_LEN => {
                 let (nonce, ct) = rest.split_at(NONCE_LEN);
                 self.aead
-                    .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context.as_bytes() })
+                    .decrypt(
+                        Nonce::from_slice(nonce),
+                        Payload {
+                            msg: ct,
+                            aad: context.as_bytes(),
+                        },
+                    )
                     .map_err(|_| SecretsError::Open)
             }
             _ => Err(SecretsError::Open),
@@ -142,20 +169,39 @@ mod tests {
     #[test]
     fn sealed_token_opens_only_with_the_same_key_and_context() {
         let cipher = Cipher::new(&[1; 32]);
-        let sealed = cipher.seal(b"shpat_secret", "token:a.myshopify.com:access").unwrap();
-        assert!(!sealed.windows(12).any(|w| w == b"shpat_secret"), "plaintext must not appear");
-        assert_eq!(cipher.open(&sealed, "token:a.myshopify.com:access").unwrap(), b"shpat_secret");
-        assert!(cipher.open(&sealed, "token:b.myshopify.com:access").is_err());
-        assert!(Cipher::new(&[2; 32]).open(&sealed, "token:a.myshopify.com:access").is_err());
+        let sealed = cipher
+            .seal(b"shpat_secret", "token:a.myshopify.com:access")
+            .unwrap();
+        assert!(
+            !sealed.windows(12).any(|w| w == b"shpat_secret"),
+            "plaintext must not appear"
+        );
+        assert_eq!(
+            cipher
+                .open(&sealed, "token:a.myshopify.com:access")
+                .unwrap(),
+            b"shpat_secret"
+        );
+        assert!(cipher
+            .open(&sealed, "token:b.myshopify.com:access")
+            .is_err());
+        assert!(Cipher::new(&[2; 32])
+            .open(&sealed, "token:a.myshopify.com:access")
+            .is_err());
         let mut tampered = sealed.clone();
         *tampered.last_mut().unwrap() ^= 1;
-        assert!(cipher.open(&tampered, "token:a.myshopify.com:access").is_err());
+        assert!(cipher
+            .open(&tampered, "token:a.myshopify.com:access")
+            .is_err());
     }
 
     #[test]
     fn sealing_twice_gives_different_ciphertexts() {
         let cipher = Cipher::new(&[1; 32]);
-        assert_ne!(cipher.seal(b"x", "c").unwrap(), cipher.seal(b"x", "c").unwrap());
+        assert_ne!(
+            cipher.seal(b"x", "c").unwrap(),
+            cipher.seal(b"x", "c").unwrap()
+        );
     }
 
     #[test]

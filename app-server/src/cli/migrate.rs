@@ -14,7 +14,10 @@ pub async fn run() -> ExitCode {
     let store = match crate::store::connect(database.url(), 2).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("keel: cannot open the database: {}", crate::jobs::error_chain(&e));
+            eprintln!(
+                "keel: cannot open the database: {}",
+                crate::jobs::error_chain(&e)
+            );
             return ExitCode::FAILURE;
         }
     };

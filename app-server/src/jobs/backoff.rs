@@ -30,9 +30,15 @@ mod tests {
             let d = delay(attempt, None, &mut rng);
             let nominal = BASE.as_secs_f64() * 2f64.powi(attempt as i32 - 1);
             let nominal = nominal.min(CEILING.as_secs_f64());
-            assert!(d.as_secs_f64() >= nominal * 0.8 - 1e-9, "attempt {attempt}: {d:?}");
+            assert!(
+                d.as_secs_f64() >= nominal * 0.8 - 1e-9,
+                "attempt {attempt}: {d:?}"
+            );
             assert!(d <= CEILING, "attempt {attempt}: {d:?}");
-            assert!(d.as_secs_f64() <= nominal * 1.2 + 1e-9, "attempt {attempt}: {d:?}");
+            assert!(
+                d.as_secs_f64() <= nominal * 1.2 + 1e-9,
+                "attempt {attempt}: {d:?}"
+            );
         }
     }
 

@@ -42,7 +42,10 @@ impl Intake {
     /// Store one delivery durably (with its job) and say what happened.
     pub async fn record(&self, webhook: NewWebhook) -> Result<WebhookRecorded, IntakeError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send((webhook, reply)).await.map_err(|_| IntakeError::ShuttingDown)?;
+        self.tx
+            .send((webhook, reply))
+            .await
+            .map_err(|_| IntakeError::ShuttingDown)?;
         answer.await.map_err(|_| IntakeError::ShuttingDown)?
     }
 }
@@ -70,7 +73,9 @@ async fn commit_loop(
         }
         match store.record_webhooks(&items, clock.now()).await {
             Ok(outcomes) if outcomes.len() == replies.len() => {
-                let queued = outcomes.iter().any(|o| matches!(o, WebhookRecorded::Queued { .. }));
+                let queued = outcomes
+                    .iter()
+                    .any(|o| matches!(o, WebhookRecorded::Queued { .. }));
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The requester may have gone away (client timeout); the row is stored anyway.
                     let _ = reply.send(Ok(outcome));
@@ -80,7 +85,11 @@ async fn commit_loop(
                 }
             }
             Ok(outcomes) => {
-                let why = format!("store returned {} outcomes for {} deliveries", outcomes.len(), replies.len());
+                let why = format!(
+                    "store returned {} outcomes for {} deliveries",
+                    outcomes.len(),
+                    replies.len()
+                );
                 tracing::error!("{why}");
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(IntakeError::NotStored(why.clone())));

@@ -4,12 +4,16 @@
 use super::JobError;
 use crate::app::AppState;
 use crate::ops;
-use crate::shopify::webhooks::{CustomersDataRequest, CustomersRedact, PayloadCustomer, ScopesUpdate, Topic};
+use crate::shopify::webhooks::{
+    CustomersDataRequest, CustomersRedact, PayloadCustomer, ScopesUpdate, Topic,
+};
 use crate::store::{CustomerRef, Job};
 use serde::de::DeserializeOwned;
 
 pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
-    let receipt_id = job.receipt_id.ok_or_else(|| JobError::Permanent("webhook job without a receipt".into()))?;
+    let receipt_id = job
+        .receipt_id
+        .ok_or_else(|| JobError::Permanent("webhook job without a receipt".into()))?;
     let Some(receipt) = state.store.receipt(receipt_id).await? else {
         return Ok(()); // erased by shop/redact
     };
@@ -39,7 +43,14 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
         Topic::CustomersDataRequest => {
             let p: CustomersDataRequest = parse(payload)?;
             let customer = customer_ref(&p.customer)?;
-            ops::privacy::customer_data_request(store, shop, &customer, p.data_request.map(|d| d.id), now).await?;
+            ops::privacy::customer_data_request(
+                store,
+                shop,
+                &customer,
+                p.data_request.map(|d| d.id),
+                now,
+            )
+            .await?;
         }
         Topic::CustomersRedact => {
             let p: CustomersRedact = parse(payload)?;
@@ -53,19 +64,31 @@ pub async fn run(state: &AppState, job: &Job) -> Result<(), JobError> {
         }
     }
     if mark_done {
-        store.set_receipt_status(receipt.id, "done", state.clock.now()).await?;
+        store
+            .set_receipt_status(receipt.id, "done", state.clock.now())
+            .await?;
     }
     Ok(())
 }
 
 fn parse<T: DeserializeOwned>(payload: &str) -> Result<T, JobError> {
-    serde_json::from_str(payload).map_err(|e| JobError::Permanent(format!("payload does not match the topic: {e}")))
+    serde_json::from_str(payload)
+        .map_err(|e| JobError::Permanent(format!("payload does not match the topic: {e}")))
 }
 
 fn customer_ref(c: &PayloadCustomer) -> Result<CustomerRef, JobError> {
-    let r = CustomerRef { id: c.id, email: c.email.as_ref().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty()) };
+    let r = CustomerRef {
+        id: c.id,
+        email: c
+            .email
+            .as_ref()
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty()),
+    };
     if r.id.is_none() && r.email.is_none() {
-        return Err(JobError::Permanent("the payload names no customer (neither id nor email)".into()));
+        return Err(JobError::Permanent(
+            "the payload names no customer (neither id nor email)".into(),
+        ));
     }
     Ok(r)
 }

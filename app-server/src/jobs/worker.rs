@@ -55,7 +55,9 @@ async fn worker_loop(state: AppState, name: String, shutdown: CancellationToken)
         match run_one(&state, &name).await {
             Ok(true) => continue,
             Ok(false) => {}
-            Err(e) => tracing::warn!(worker = %name, error = %super::error_chain(&e), "claiming a job failed"),
+            Err(e) => {
+                tracing::warn!(worker = %name, error = %super::error_chain(&e), "claiming a job failed")
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -87,7 +89,10 @@ pub async fn run_one(state: &AppState, worker: &str) -> Result<bool, StoreError>
     let started = std::time::Instant::now();
     // A job whose leases kept expiring (its worker died each time) has used up its attempts.
     let outcome = if job.attempt > job.max_attempts {
-        Err(JobError::Permanent(format!("gave up after {} attempts whose workers did not finish", job.max_attempts)))
+        Err(JobError::Permanent(format!(
+            "gave up after {} attempts whose workers did not finish",
+            job.max_attempts
+        )))
     } else {
         execute(state, &job).await
     };
@@ -104,7 +109,10 @@ pub async fn run_one(state: &AppState, worker: &str) -> Result<bool, StoreError>
         Err(JobError::Retryable(why)) if job.attempt < job.max_attempts => {
             let delay = backoff::delay(job.attempt as u32, None, &mut rand::thread_rng());
             let run_at = now + Duration::from_std(delay).unwrap_or(Duration::hours(1));
-            state.store.retry_job(job.id, worker, run_at, &why, now).await?;
+            state
+                .store
+                .retry_job(job.id, worker, run_at, &why, now)
+                .await?;
             tracing::warn!(elapsed_ms, outcome = "retry", error = %why, retry_in_ms = delay.as_millis() as u64, "job attempt");
         }
         Err(JobError::Retryable(why) | JobError::Permanent(why)) => {
@@ -123,12 +131,17 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         tokio::spawn(async move {
             match job.kind.strip_prefix("webhook/") {
                 Some(_) => webhook::run(&state, &job).await,
-                None => Err(JobError::Permanent(format!("no handler for job kind {:?}", job.kind))),
+                None => Err(JobError::Permanent(format!(
+                    "no handler for job kind {:?}",
+                    job.kind
+                ))),
             }
         })
     };
     match tokio::time::timeout(JOB_TIMEOUT, task).await {
-        Err(_) => Err(JobError::Retryable(format!("timed out after {JOB_TIMEOUT:?}"))),
+        Err(_) => Err(JobError::Retryable(format!(
+            "timed out after {JOB_TIMEOUT:?}"
+        ))),
         Ok(Err(join)) if join.is_panic() => Err(JobError::Permanent("the handler panicked".into())),
         Ok(Err(_)) => Err(JobError::Retryable("the handler was cancelled".into())),
         Ok(Ok(result)) => result,

@@ -41,7 +41,9 @@ pub async fn customer_data_request(
         "webhook_payloads": receipts,
         "previous_exports": previous_exports,
     });
-    let id = store.save_data_export(shop, customer, data_request_id, &report, now).await?;
+    let id = store
+        .save_data_export(shop, customer, data_request_id, &report, now)
+        .await?;
     tracing::info!(shop, export_id = id, "customer data request assembled");
     Ok(id)
 }
@@ -54,13 +56,27 @@ pub async fn redact_customer(
     now: Timestamp,
 ) -> Result<RedactCounts, OpsError> {
     let counts = store.redact_customer(shop, customer, now).await?;
-    tracing::info!(shop, receipts = counts.receipts, exports = counts.exports, "customer redacted");
+    tracing::info!(
+        shop,
+        receipts = counts.receipts,
+        exports = counts.exports,
+        "customer redacted"
+    );
     Ok(counts)
 }
 
 /// Erase everything of the shop, keeping only the scrubbed receipt of this request as proof.
-pub async fn redact_shop(store: &DynStore, shop: &str, request_receipt: Option<i64>) -> Result<RedactCounts, OpsError> {
+pub async fn redact_shop(
+    store: &DynStore,
+    shop: &str,
+    request_receipt: Option<i64>,
+) -> Result<RedactCounts, OpsError> {
     let counts = store.redact_shop(shop, request_receipt).await?;
-    tracing::info!(shop, receipts = counts.receipts, jobs = counts.jobs, "shop redacted");
+    tracing::info!(
+        shop,
+        receipts = counts.receipts,
+        jobs = counts.jobs,
+        "shop redacted"
+    );
     Ok(counts)
 }

@@ -33,7 +33,9 @@ impl ShopDomain {
                 .strip_suffix(".myshopify.com")
                 .is_some_and(is_store_name),
             DomainPolicy::AnyHost => {
-                candidate.len() <= 253 && !candidate.is_empty() && candidate.split('.').all(is_label)
+                candidate.len() <= 253
+                    && !candidate.is_empty()
+                    && candidate.split('.').all(is_label)
             }
         };
         if ok {
@@ -68,7 +70,9 @@ impl AsRef<str> for ShopDomain {
 /// `^[a-z0-9][a-z0-9-]*$`
 fn is_store_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
@@ -77,14 +81,20 @@ fn is_label(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with('-')
         && !s.ends_with('-')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// Decode and check the embedded `host` parameter (unpadded base64 of e.g.
 /// `admin.shopify.com/store/keel-dev`). Returns the decoded value.
 pub fn decode_host(raw: &str) -> Option<String> {
     let raw = raw.trim();
-    if raw.is_empty() || !raw.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
+    if raw.is_empty()
+        || !raw
+            .trim_end_matches('=')
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
         return None;
     }
     let decoded = base64::engine::general_purpose::STANDARD_NO_PAD
@@ -93,7 +103,13 @@ pub fn decode_host(raw: &str) -> Option<String> {
     let decoded = String::from_utf8(decoded).ok()?;
     let url = url::Url::parse(&format!("https://{decoded}")).ok()?;
     let hostname = url.host_str()?;
-    const ALLOWED: [&str; 5] = [".myshopify.com", ".shopify.com", ".myshopify.io", ".spin.dev", ".shop.dev"];
+    const ALLOWED: [&str; 5] = [
+        ".myshopify.com",
+        ".shopify.com",
+        ".myshopify.io",
+        ".spin.dev",
+        ".shop.dev",
+    ];
     ALLOWED
         .iter()
         .any(|suffix| hostname.ends_with(suffix) || hostname == &suffix[1..])
@@ -106,7 +122,11 @@ mod tests {
 
     #[test]
     fn myshopify_domains_are_accepted_and_normalised() {
-        let d = ShopDomain::parse("HTTPS://Keel-Dev.myshopify.com/", DomainPolicy::MyShopifyOnly).unwrap();
+        let d = ShopDomain::parse(
+            "HTTPS://Keel-Dev.myshopify.com/",
+            DomainPolicy::MyShopifyOnly,
+        )
+        .unwrap();
         assert_eq!(d.as_str(), "keel-dev.myshopify.com");
         assert_eq!(d.store_name(), "keel-dev");
     }
@@ -124,7 +144,10 @@ mod tests {
             "a b.myshopify.com",
             "keel.myshopify.com?x=1",
         ] {
-            assert!(ShopDomain::parse(bad, DomainPolicy::MyShopifyOnly).is_err(), "{bad}");
+            assert!(
+                ShopDomain::parse(bad, DomainPolicy::MyShopifyOnly).is_err(),
+                "{bad}"
+            );
         }
     }
 

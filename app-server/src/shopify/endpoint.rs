@@ -32,7 +32,9 @@ impl Endpoint {
             None => self.http.post(format!("https://{shop}{path}")),
             Some(origin) => {
                 let base = origin.as_str().trim_end_matches('/');
-                self.http.post(format!("{base}{path}")).header(SHOP_HEADER, shop.as_str())
+                self.http
+                    .post(format!("{base}{path}"))
+                    .header(SHOP_HEADER, shop.as_str())
             }
         }
     }

@@ -29,8 +29,12 @@ pub fn sign_body(secret: &[u8], body: &[u8]) -> String {
 
 /// Check a body signature header against each secret. Empty bodies never verify.
 pub fn body_signature_valid(secrets: &[&[u8]], body: &[u8], header: Option<&str>) -> bool {
-    let (false, Some(header)) = (body.is_empty(), header) else { return false };
-    let Ok(given) = STANDARD.decode(header.trim()) else { return false };
+    let (false, Some(header)) = (body.is_empty(), header) else {
+        return false;
+    };
+    let Ok(given) = STANDARD.decode(header.trim()) else {
+        return false;
+    };
     secrets.iter().any(|secret| {
         let mut m = mac(secret);
         m.update(body);
@@ -48,7 +52,10 @@ pub fn query_message(raw_query: &str) -> (String, Option<String>) {
         match &*k {
             "hmac" => given = Some(v.into_owned()),
             "signature" => {}
-            _ => params.entry(k.into_owned()).or_default().push(v.into_owned()),
+            _ => params
+                .entry(k.into_owned())
+                .or_default()
+                .push(v.into_owned()),
         }
     }
     let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -91,7 +98,11 @@ pub fn query_signature_valid(secrets: &[&[u8]], raw_query: &str) -> Result<(), Q
 }
 
 /// Verify signature and freshness (`|now - timestamp| <= 90 s`).
-pub fn query_valid(secrets: &[&[u8]], raw_query: &str, now_unix: i64) -> Result<(), QueryHmacError> {
+pub fn query_valid(
+    secrets: &[&[u8]],
+    raw_query: &str,
+    now_unix: i64,
+) -> Result<(), QueryHmacError> {
     query_signature_valid(secrets, raw_query)?;
     let timestamp = form_urlencoded::parse(raw_query.as_bytes())
         .find(|(k, _)| k == "timestamp")
@@ -115,9 +126,18 @@ mod tests {
     fn shopify_documented_query_examples_verify() {
         assert_eq!(query_signature_valid(&[b"hush"], DOC_WITH_STATE), Ok(()));
         assert_eq!(query_signature_valid(&[b"hush"], DOC_WITHOUT_STATE), Ok(()));
-        assert_eq!(query_signature_valid(&[b"hash"], DOC_WITH_STATE), Err(QueryHmacError::Mismatch));
-        assert_eq!(query_valid(&[b"hush"], DOC_WITH_STATE, 1337178173 + 90), Ok(()));
-        assert_eq!(query_valid(&[b"hush"], DOC_WITH_STATE, 1337178173 + 91), Err(QueryHmacError::Stale));
+        assert_eq!(
+            query_signature_valid(&[b"hash"], DOC_WITH_STATE),
+            Err(QueryHmacError::Mismatch)
+        );
+        assert_eq!(
+            query_valid(&[b"hush"], DOC_WITH_STATE, 1337178173 + 90),
+            Ok(())
+        );
+        assert_eq!(
+            query_valid(&[b"hush"], DOC_WITH_STATE, 1337178173 + 91),
+            Err(QueryHmacError::Stale)
+        );
     }
 
     #[test]
@@ -125,8 +145,14 @@ mod tests {
         let reordered = "timestamp=1337178173&shop=some-shop.myshopify.com&hmac=700e2dadb827fcc8609e9d5ce208b2e9cdaab9df07390d2cbca10d7c328fc4bf&state=0.6784241404160823&code=0907a61c0c8d55e99db179b68161bc00";
         assert_eq!(query_signature_valid(&[b"hush"], reordered), Ok(()));
         let tampered = DOC_WITH_STATE.replace("some-shop", "other-shop");
-        assert_eq!(query_signature_valid(&[b"hush"], &tampered), Err(QueryHmacError::Mismatch));
-        assert_eq!(query_signature_valid(&[b"hush"], "shop=a&timestamp=1"), Err(QueryHmacError::Missing));
+        assert_eq!(
+            query_signature_valid(&[b"hush"], &tampered),
+            Err(QueryHmacError::Mismatch)
+        );
+        assert_eq!(
+            query_signature_valid(&[b"hush"], "shop=a&timestamp=1"),
+            Err(QueryHmacError::Missing)
+        );
     }
 
     #[test]
@@ -137,7 +163,10 @@ mod tests {
 
     #[test]
     fn previous_secret_is_accepted_during_rotation() {
-        assert_eq!(query_signature_valid(&[b"new-secret", b"hush"], DOC_WITH_STATE), Ok(()));
+        assert_eq!(
+            query_signature_valid(&[b"new-secret", b"hush"], DOC_WITH_STATE),
+            Ok(())
+        );
         let body = br#"{"id":1}"#;
         let sig = sign_body(b"old", body);
         assert!(body_signature_valid(&[b"new", b"old"], body, Some(&sig)));
@@ -152,9 +181,21 @@ mod tests {
         let body = br#"{"shop_id":954889,"shop_domain":"a.myshopify.com"}"#;
         let sig = sign_body(b"secret", body);
         assert!(body_signature_valid(&[b"secret"], body, Some(&sig)));
-        assert!(!body_signature_valid(&[b"secret"], br#"{"shop_id":954880,"shop_domain":"a.myshopify.com"}"#, Some(&sig)));
+        assert!(!body_signature_valid(
+            &[b"secret"],
+            br#"{"shop_id":954880,"shop_domain":"a.myshopify.com"}"#,
+            Some(&sig)
+        ));
         assert!(!body_signature_valid(&[b"secret"], body, None));
-        assert!(!body_signature_valid(&[b"secret"], b"", Some(&sign_body(b"secret", b""))));
-        assert!(!body_signature_valid(&[b"secret"], body, Some("not base64!")));
+        assert!(!body_signature_valid(
+            &[b"secret"],
+            b"",
+            Some(&sign_body(b"secret", b""))
+        ));
+        assert!(!body_signature_valid(
+            &[b"secret"],
+            body,
+            Some("not base64!")
+        ));
     }
 }

@@ -162,17 +162,28 @@ async fn send<B: Serialize>(
             scope: t.scope,
             expires_at: t.expires_in.map(|s| now + Duration::seconds(s)),
             refresh_token: t.refresh_token,
-            refresh_token_expires_at: t.refresh_token_expires_in.map(|s| now + Duration::seconds(s)),
+            refresh_token_expires_at: t
+                .refresh_token_expires_in
+                .map(|s| now + Duration::seconds(s)),
         });
     }
     if status.is_server_error() || status.as_u16() == 429 {
-        return Err(OAuthError::Server { status: status.as_u16() });
+        return Err(OAuthError::Server {
+            status: status.as_u16(),
+        });
     }
-    let code = response.json::<ErrorResponse>().await.map(|e| e.error).unwrap_or_default();
+    let code = response
+        .json::<ErrorResponse>()
+        .await
+        .map(|e| e.error)
+        .unwrap_or_default();
     Err(match code.as_str() {
         "invalid_subject_token" => OAuthError::InvalidSubjectToken,
         "app_not_installed" => OAuthError::AppNotInstalled,
         "invalid_grant" => OAuthError::InvalidGrant,
-        _ => OAuthError::Refused { status: status.as_u16(), code },
+        _ => OAuthError::Refused {
+            status: status.as_u16(),
+            code,
+        },
     })
 }

@@ -75,11 +75,14 @@ pub fn verify(
 
     let mut last = SessionTokenError::BadSignature;
     for secret in secrets {
-        match jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation) {
+        match jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
+        {
             Ok(data) => return check_claims(data.claims, token, client_id, now_unix, policy),
             Err(e) => {
                 last = match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => SessionTokenError::BadSignature,
+                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                        SessionTokenError::BadSignature
+                    }
                     _ => SessionTokenError::Malformed,
                 };
                 if last == SessionTokenError::Malformed {
@@ -112,11 +115,17 @@ fn check_claims(
     let host = dest.host_str().ok_or(SessionTokenError::BadShop)?;
     let shop = ShopDomain::parse(host, policy).map_err(|_| SessionTokenError::BadShop)?;
     // `iss` is the shop's admin URL; a token whose issuer names another shop is forged or broken.
-    let iss_host = url::Url::parse(&claims.iss).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let iss_host = url::Url::parse(&claims.iss)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
     if iss_host.as_deref() != Some(shop.as_str()) {
         return Err(SessionTokenError::BadShop);
     }
-    Ok(SessionToken { shop, claims, raw: raw.to_owned() })
+    Ok(SessionToken {
+        shop,
+        claims,
+        raw: raw.to_owned(),
+    })
 }
 
 #[cfg(test)]
@@ -128,7 +137,12 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn token(secret: &[u8], claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap()
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
     }
 
     fn claims(exp: i64, nbf: i64) -> serde_json::Value {
@@ -137,7 +151,13 @@ mod tests {
     }
 
     fn check(t: &str) -> Result<SessionToken, SessionTokenError> {
-        verify(t, "client", &[b"secret", b"old"], NOW, DomainPolicy::MyShopifyOnly)
+        verify(
+            t,
+            "client",
+            &[b"secret", b"old"],
+            NOW,
+            DomainPolicy::MyShopifyOnly,
+        )
     }
 
     #[test]
@@ -151,23 +171,46 @@ mod tests {
     #[test]
     fn leeway_is_ten_seconds_either_side() {
         assert!(check(&token(b"secret", claims(NOW - 10, NOW - 70))).is_ok());
-        assert_eq!(check(&token(b"secret", claims(NOW - 11, NOW - 71))).unwrap_err(), SessionTokenError::Expired);
+        assert_eq!(
+            check(&token(b"secret", claims(NOW - 11, NOW - 71))).unwrap_err(),
+            SessionTokenError::Expired
+        );
         assert!(check(&token(b"secret", claims(NOW + 70, NOW + 10))).is_ok());
-        assert_eq!(check(&token(b"secret", claims(NOW + 71, NOW + 11))).unwrap_err(), SessionTokenError::NotYetValid);
+        assert_eq!(
+            check(&token(b"secret", claims(NOW + 71, NOW + 11))).unwrap_err(),
+            SessionTokenError::NotYetValid
+        );
     }
 
     #[test]
     fn wrong_audience_signature_algorithm_or_shape_is_refused() {
         let mut c = claims(NOW + 60, NOW);
         c["aud"] = json!("someone-else");
-        assert_eq!(check(&token(b"secret", c)).unwrap_err(), SessionTokenError::WrongAudience);
-        assert_eq!(check(&token(b"wrong", claims(NOW + 60, NOW))).unwrap_err(), SessionTokenError::BadSignature);
-        assert_eq!(check("not.a.jwt").unwrap_err(), SessionTokenError::Malformed);
-        let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(NOW + 60, NOW), &EncodingKey::from_secret(b"secret")).unwrap();
+        assert_eq!(
+            check(&token(b"secret", c)).unwrap_err(),
+            SessionTokenError::WrongAudience
+        );
+        assert_eq!(
+            check(&token(b"wrong", claims(NOW + 60, NOW))).unwrap_err(),
+            SessionTokenError::BadSignature
+        );
+        assert_eq!(
+            check("not.a.jwt").unwrap_err(),
+            SessionTokenError::Malformed
+        );
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &claims(NOW + 60, NOW),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
         assert_eq!(check(&hs512).unwrap_err(), SessionTokenError::Malformed);
         let mut c = claims(NOW + 60, NOW);
         c.as_object_mut().unwrap().remove("nbf");
-        assert_eq!(check(&token(b"secret", c)).unwrap_err(), SessionTokenError::Malformed);
+        assert_eq!(
+            check(&token(b"secret", c)).unwrap_err(),
+            SessionTokenError::Malformed
+        );
     }
 
     #[test]
@@ -175,9 +218,15 @@ mod tests {
         let mut c = claims(NOW + 60, NOW);
         c["dest"] = json!("https://evil.com");
         c["iss"] = json!("https://evil.com/admin");
-        assert_eq!(check(&token(b"secret", c)).unwrap_err(), SessionTokenError::BadShop);
+        assert_eq!(
+            check(&token(b"secret", c)).unwrap_err(),
+            SessionTokenError::BadShop
+        );
         let mut c = claims(NOW + 60, NOW);
         c["iss"] = json!("https://b.myshopify.com/admin");
-        assert_eq!(check(&token(b"secret", c)).unwrap_err(), SessionTokenError::BadShop);
+        assert_eq!(
+            check(&token(b"secret", c)).unwrap_err(),
+            SessionTokenError::BadShop
+        );
     }
 }

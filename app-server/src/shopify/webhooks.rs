@@ -40,10 +40,18 @@ impl DeliveryHeaders {
 
     pub fn parse(headers: &HeaderMap) -> Result<Self, MissingHeader> {
         Ok(Self {
-            hmac: header(headers, "hmac-sha256").ok_or(MissingHeader("X-Shopify-Hmac-Sha256"))?.to_owned(),
-            topic: header(headers, "topic").ok_or(MissingHeader("X-Shopify-Topic"))?.to_owned(),
-            shop_domain: header(headers, "shop-domain").ok_or(MissingHeader("X-Shopify-Shop-Domain"))?.to_owned(),
-            webhook_id: header(headers, "webhook-id").ok_or(MissingHeader("X-Shopify-Webhook-Id"))?.to_owned(),
+            hmac: header(headers, "hmac-sha256")
+                .ok_or(MissingHeader("X-Shopify-Hmac-Sha256"))?
+                .to_owned(),
+            topic: header(headers, "topic")
+                .ok_or(MissingHeader("X-Shopify-Topic"))?
+                .to_owned(),
+            shop_domain: header(headers, "shop-domain")
+                .ok_or(MissingHeader("X-Shopify-Shop-Domain"))?
+                .to_owned(),
+            webhook_id: header(headers, "webhook-id")
+                .ok_or(MissingHeader("X-Shopify-Webhook-Id"))?
+                .to_owned(),
             event_id: header(headers, "event-id").map(str::to_owned),
             api_version: header(headers, "api-version").map(str::to_owned),
             triggered_at: header(headers, "triggered-at").map(str::to_owned),
@@ -96,7 +104,10 @@ impl Topic {
 
     /// The mandatory privacy topics: they must be honoured after uninstall too.
     pub fn is_compliance(self) -> bool {
-        matches!(self, Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact)
+        matches!(
+            self,
+            Topic::CustomersDataRequest | Topic::CustomersRedact | Topic::ShopRedact
+        )
     }
 }
 
@@ -161,10 +172,15 @@ pub fn payload_customer(topic: &str, body: &serde_json::Value) -> PayloadCustome
         t if t.starts_with("orders/") => body.get("customer"),
         _ => None,
     };
-    let Some(block) = block else { return PayloadCustomer::default() };
+    let Some(block) = block else {
+        return PayloadCustomer::default();
+    };
     PayloadCustomer {
         id: block.get("id").and_then(serde_json::Value::as_i64),
-        email: block.get("email").and_then(|e| e.as_str()).map(str::to_owned),
+        email: block
+            .get("email")
+            .and_then(|e| e.as_str())
+            .map(str::to_owned),
         phone: None,
     }
 }
@@ -177,17 +193,29 @@ mod tests {
     #[test]
     fn both_header_families_are_read_and_event_id_drives_dedupe() {
         let mut h = HeaderMap::new();
-        h.insert("x-shopify-topic", HeaderValue::from_static("app/uninstalled"));
+        h.insert(
+            "x-shopify-topic",
+            HeaderValue::from_static("app/uninstalled"),
+        );
         h.insert("x-shopify-hmac-sha256", HeaderValue::from_static("abc="));
-        h.insert("shopify-shop-domain", HeaderValue::from_static("a.myshopify.com"));
+        h.insert(
+            "shopify-shop-domain",
+            HeaderValue::from_static("a.myshopify.com"),
+        );
         h.insert("x-shopify-webhook-id", HeaderValue::from_static("w1"));
         let d = DeliveryHeaders::parse(&h).unwrap();
         assert_eq!(d.shop_domain, "a.myshopify.com");
         assert_eq!(d.dedupe_key(), "webhook:w1");
         h.insert("x-shopify-event-id", HeaderValue::from_static("e1"));
-        assert_eq!(DeliveryHeaders::parse(&h).unwrap().dedupe_key(), "event:app/uninstalled:e1");
+        assert_eq!(
+            DeliveryHeaders::parse(&h).unwrap().dedupe_key(),
+            "event:app/uninstalled:e1"
+        );
         h.remove("x-shopify-webhook-id");
-        assert_eq!(DeliveryHeaders::parse(&h).unwrap_err(), MissingHeader("X-Shopify-Webhook-Id"));
+        assert_eq!(
+            DeliveryHeaders::parse(&h).unwrap_err(),
+            MissingHeader("X-Shopify-Webhook-Id")
+        );
     }
 
     #[test]

@@ -140,7 +140,10 @@ pub enum WebhookRecorded {
     /// A receipt with the same (shop, dedupe_key) exists: nothing was written.
     Duplicate { receipt_id: i64 },
     /// Recorded (without payload) and deliberately not processed.
-    Ignored { receipt_id: i64, reason: IgnoreReason },
+    Ignored {
+        receipt_id: i64,
+        reason: IgnoreReason,
+    },
 }
 
 /// A stored receipt (webhook deliveries now; Flow action runs later).
@@ -267,7 +270,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Delete the stored token and mark the shop as needing re-authorisation.
     async fn mark_needs_reauth(&self, shop: &str, now: Timestamp) -> Result<(), StoreError>;
-    async fn set_scopes(&self, shop: &str, scopes: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn set_scopes(
+        &self,
+        shop: &str,
+        scopes: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// In one transaction: mark the shop uninstalled at `at`, delete its token, cancel its queued
     /// jobs except those whose kind is in `keep_kinds`. Does nothing and returns false when the
     /// shop is unknown, already uninstalled, or was (re)installed after `at` (a late webhook must
@@ -292,7 +300,12 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError>;
     async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError>;
-    async fn set_receipt_status(&self, id: i64, status: &str, now: Timestamp) -> Result<(), StoreError>;
+    async fn set_receipt_status(
+        &self,
+        id: i64,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
     /// Receipts of a shop, newest first (tests and the activity log).
     async fn receipts(&self, shop: &str, limit: i64) -> Result<Vec<Receipt>, StoreError>;
 
@@ -307,7 +320,8 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError>;
     /// Mark done. False if `worker` no longer holds the job's lease (it was reclaimed).
-    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp)
+        -> Result<bool, StoreError>;
     /// Back to queued at `run_at`, recording `error`.
     async fn retry_job(
         &self,
@@ -318,13 +332,23 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Out of attempts or permanently failed: `dead`, recording `error`.
-    async fn bury_job(&self, id: i64, worker: &str, error: &str, now: Timestamp) -> Result<bool, StoreError>;
+    async fn bury_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
     async fn job_counts(&self) -> Result<JobCounts, StoreError>;
     /// The earliest `run_at` among queued jobs, so a worker knows how long it may sleep.
     async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
     // ---- compliance ----
-    async fn customer_data(&self, shop: &str, customer: &CustomerRef) -> Result<CustomerData, StoreError>;
+    async fn customer_data(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+    ) -> Result<CustomerData, StoreError>;
     async fn save_data_export(
         &self,
         shop: &str,
@@ -344,7 +368,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<RedactCounts, StoreError>;
     /// Erase every row of the shop in every table, in one transaction, except the receipt and job
     /// identified by `keep_receipt` (the running `shop/redact` itself, whose payload is scrubbed).
-    async fn redact_shop(&self, shop: &str, keep_receipt: Option<i64>) -> Result<RedactCounts, StoreError>;
+    async fn redact_shop(
+        &self,
+        shop: &str,
+        keep_receipt: Option<i64>,
+    ) -> Result<RedactCounts, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -353,7 +381,9 @@ pub type DynStore = Arc<dyn Store>;
 /// `sqlite:…` → SQLite (file created if missing, WAL mode). Migrations are not applied here.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DynStore, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::connect(url, max_connections).await?))
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
     } else {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     }

@@ -11,8 +11,9 @@
 //! its token lock the `shops` row first, so they queue rather than deadlock.
 
 use super::{
-    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
-    RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError, Timestamp, TokenRecord, WebhookRecorded,
+    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
+    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError,
+    Timestamp, TokenRecord, WebhookRecorded,
 };
 use async_trait::async_trait;
 use chrono::DateTime;
@@ -43,22 +44,28 @@ impl PostgresStore {
     /// Connect with at most `max_connections` pooled connections and refuse servers older than
     /// PostgreSQL 13. Migrations are not run.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(db_error)?.application_name("keel");
+        let options = PgConnectOptions::from_str(url)
+            .map_err(db_error)?
+            .application_name("keel");
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        let (number, version): (i32, String) =
-            sqlx::query_as("select current_setting('server_version_num')::int, current_setting('server_version')")
-                .fetch_one(&pool)
-                .await
-                .map_err(db_error)?;
+        let (number, version): (i32, String) = sqlx::query_as(
+            "select current_setting('server_version_num')::int, current_setting('server_version')",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(db_error)?;
         if number < MIN_SERVER_VERSION {
             pool.close().await;
             return Err(StoreError::Database(sqlx::Error::Configuration(
-                format!("Keel needs PostgreSQL 13 or newer, and this server runs PostgreSQL {version}").into(),
+                format!(
+                    "Keel needs PostgreSQL 13 or newer, and this server runs PostgreSQL {version}"
+                )
+                .into(),
             )));
         }
         Ok(Self { pool })
@@ -75,7 +82,9 @@ impl PostgresStore {
 fn db_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(e),
-        sqlx::Error::Database(d) if d.code().is_some_and(|c| is_transient(&c)) => StoreError::Unavailable(e),
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| is_transient(&c)) => {
+            StoreError::Unavailable(e)
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::Io(_)
@@ -96,7 +105,8 @@ fn millis(t: Timestamp) -> i64 {
 }
 
 fn time(ms: i64) -> Result<Timestamp, StoreError> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
 }
 
 fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
@@ -188,7 +198,10 @@ impl ReceiptRow {
             dedupe_key: self.dedupe_key,
             status: self.status,
             payload: self.payload,
-            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            customer: CustomerRef {
+                id: self.customer_id,
+                email: self.customer_email,
+            },
             triggered_at: self.triggered_at,
             received_at: time(self.received_at)?,
         })
@@ -224,7 +237,8 @@ impl JobRow {
     }
 }
 
-const EXPORT_COLUMNS: &str = "id, shop, customer_id, customer_email, data_request_id, report, created_at";
+const EXPORT_COLUMNS: &str =
+    "id, shop, customer_id, customer_email, data_request_id, report, created_at";
 
 #[derive(sqlx::FromRow)]
 struct ExportRow {
@@ -242,7 +256,10 @@ impl ExportRow {
         Ok(DataExport {
             id: self.id,
             shop: self.shop,
-            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            customer: CustomerRef {
+                id: self.customer_id,
+                email: self.customer_email,
+            },
             data_request_id: self.data_request_id,
             report: self.report.0,
             created_at: time(self.created_at)?,
@@ -262,7 +279,10 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.pool).await.map_err(db_error)?;
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -290,7 +310,12 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn install_shop(&self, shop: &str, token: &NewToken, now: Timestamp) -> Result<TokenRecord, StoreError> {
+    async fn install_shop(
+        &self,
+        shop: &str,
+        token: &NewToken,
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError> {
         let mut tx = self.begin().await?;
         // `authorized_at` moves on every install, even of an installed shop: a token exchange
         // proves the app was installed at that moment, so an older uninstall webhook still in
@@ -362,11 +387,13 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn token(&self, shop: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!("select {TOKEN_COLUMNS} from shop_tokens where shop = $1"))
-            .bind(shop)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "select {TOKEN_COLUMNS} from shop_tokens where shop = $1"
+        ))
+        .bind(shop)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         row.map(TokenRow::into_record).transpose()
     }
 
@@ -397,11 +424,12 @@ impl Store for PostgresStore {
         let claim = match row {
             Some(row) => RefreshClaim::Claimed(row.into_record()?),
             None => {
-                let exists: bool = sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = $1)")
-                    .bind(shop)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let exists: bool =
+                    sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = $1)")
+                        .bind(shop)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
                 if exists {
                     RefreshClaim::Busy
                 } else {
@@ -479,12 +507,21 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("delete from shop_tokens where shop = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = $1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_scopes(&self, shop: &str, scopes: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn set_scopes(
+        &self,
+        shop: &str,
+        scopes: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("update shops set scopes = $2, updated_at = $3 where domain = $1")
             .bind(shop)
             .bind(scopes)
@@ -519,7 +556,11 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("delete from shop_tokens where shop = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = $1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = $2, updated_at = $2
              where shop = $1 and status = 'queued' and kind <> all($3)",
@@ -535,7 +576,11 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn record_webhooks(&self, batch: &[NewWebhook], now: Timestamp) -> Result<Vec<WebhookRecorded>, StoreError> {
+    async fn record_webhooks(
+        &self,
+        batch: &[NewWebhook],
+        now: Timestamp,
+    ) -> Result<Vec<WebhookRecorded>, StoreError> {
         let now = millis(now);
         // Read committed: a concurrent copy of a delivery waits on the unique key until the first
         // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
@@ -547,16 +592,19 @@ impl Store for PostgresStore {
         // each item's outcome is what in-order handling gives; only the ids of different keys
         // in one batch follow key order rather than arrival order.
         let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key)));
+        order.sort_by(|&a, &b| {
+            (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key))
+        });
         let mut outcomes: Vec<Option<WebhookRecorded>> = vec![None; batch.len()];
         let mut tx = self.begin().await?;
         for i in order {
             let w = &batch[i];
-            let installed: Option<bool> = sqlx::query_scalar("select installed from shops where domain = $1")
-                .bind(&w.shop)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            let installed: Option<bool> =
+                sqlx::query_scalar("select installed from shops where domain = $1")
+                    .bind(&w.shop)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             let ignored = match (installed, w.requires) {
                 (None, _) => Some(IgnoreReason::UnknownShop),
                 (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
@@ -591,13 +639,14 @@ impl Store for PostgresStore {
             .map_err(db_error)?;
             outcomes[i] = Some(match (inserted, ignored) {
                 (None, _) => {
-                    let receipt_id: i64 =
-                        sqlx::query_scalar("select id from receipts where shop = $1 and dedupe_key = $2")
-                            .bind(&w.shop)
-                            .bind(&w.dedupe_key)
-                            .fetch_one(&mut *tx)
-                            .await
-                            .map_err(db_error)?;
+                    let receipt_id: i64 = sqlx::query_scalar(
+                        "select id from receipts where shop = $1 and dedupe_key = $2",
+                    )
+                    .bind(&w.shop)
+                    .bind(&w.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                     WebhookRecorded::Duplicate { receipt_id }
                 }
                 (Some(receipt_id), Some(reason)) => WebhookRecorded::Ignored { receipt_id, reason },
@@ -623,22 +672,33 @@ impl Store for PostgresStore {
         // Every index was visited once, so every slot is filled.
         outcomes
             .into_iter()
-            .map(|o| o.ok_or_else(|| StoreError::Corrupt("a webhook of the batch was not recorded".into())))
+            .map(|o| {
+                o.ok_or_else(|| {
+                    StoreError::Corrupt("a webhook of the batch was not recorded".into())
+                })
+            })
             .collect()
     }
 
     #[tracing::instrument(skip_all)]
     async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError> {
-        let row: Option<ReceiptRow> = sqlx::query_as(&format!("select {RECEIPT_COLUMNS} from receipts where id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let row: Option<ReceiptRow> = sqlx::query_as(&format!(
+            "select {RECEIPT_COLUMNS} from receipts where id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
         row.map(ReceiptRow::into_receipt).transpose()
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_receipt_status(&self, id: i64, status: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn set_receipt_status(
+        &self,
+        id: i64,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query("update receipts set status = $2, updated_at = $3 where id = $1")
             .bind(id)
             .bind(status)
@@ -682,7 +742,12 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn claim_job(&self, worker: &str, lease_until: Timestamp, now: Timestamp) -> Result<Option<Job>, StoreError> {
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
         // The claim is one statement, so its transaction is as short as it gets: lock the oldest
         // due row nobody else is locking, set the lease, commit. The job then runs outside any
         // transaction. A row another claimer took and committed meanwhile fails the re-check
@@ -714,7 +779,12 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "update jobs set status = 'done', locked_until = null, finished_at = $3, updated_at = $3
              where id = $1 and status = 'running' and locked_by = $2",
@@ -753,7 +823,13 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn bury_job(&self, id: i64, worker: &str, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bury_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "update jobs set status = 'dead', last_error = $3, locked_until = null, finished_at = $4, updated_at = $4
              where id = $1 and status = 'running' and locked_by = $2",
@@ -770,24 +846,30 @@ impl Store for PostgresStore {
 
     #[tracing::instrument(skip_all)]
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from jobs group by status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select status, count(*) from jobs group by status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error)?;
         job_counts(rows)
     }
 
     #[tracing::instrument(skip_all)]
     async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let due: Option<i64> =
+            sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
         opt_time(due)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn customer_data(&self, shop: &str, customer: &CustomerRef) -> Result<CustomerData, StoreError> {
+    async fn customer_data(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+    ) -> Result<CustomerData, StoreError> {
         // One snapshot for receipts and exports.
         let mut tx = self.begin().await?;
         sqlx::query("set transaction isolation level repeatable read, read only")
@@ -814,8 +896,14 @@ impl Store for PostgresStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(CustomerData {
-            receipts: receipts.into_iter().map(ReceiptRow::into_receipt).collect::<Result<_, _>>()?,
-            exports: exports.into_iter().map(ExportRow::into_export).collect::<Result<_, _>>()?,
+            receipts: receipts
+                .into_iter()
+                .map(ReceiptRow::into_receipt)
+                .collect::<Result<_, _>>()?,
+            exports: exports
+                .into_iter()
+                .map(ExportRow::into_export)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -891,7 +979,11 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn redact_shop(&self, shop: &str, keep_receipt: Option<i64>) -> Result<RedactCounts, StoreError> {
+    async fn redact_shop(
+        &self,
+        shop: &str,
+        keep_receipt: Option<i64>,
+    ) -> Result<RedactCounts, StoreError> {
         let mut tx = self.begin().await?;
         // The shop's row first, as every write touching a shop and its token does, so a
         // concurrent install or uninstall queues behind this instead of deadlocking with it.
@@ -922,12 +1014,14 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let receipts = sqlx::query("delete from receipts where shop = $1 and ($2::bigint is null or id <> $2)")
-            .bind(shop)
-            .bind(keep_receipt)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let receipts = sqlx::query(
+            "delete from receipts where shop = $1 and ($2::bigint is null or id <> $2)",
+        )
+        .bind(shop)
+        .bind(keep_receipt)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         // The kept receipt stays as proof the request was honoured, with nothing of the shop's
         // data in it. Its updated_at moves when its job marks it done.
         sqlx::query(
@@ -938,8 +1032,11 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let shops =
-            sqlx::query("delete from shops where domain = $1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        let shops = sqlx::query("delete from shops where domain = $1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(RedactCounts {
             receipts: receipts.rows_affected(),
@@ -954,9 +1051,14 @@ impl Store for PostgresStore {
 /// Every migration the binary knows is applied with the same checksum, and none failed.
 fn migrations_match(migrator: &Migrator, applied: &[(i64, Vec<u8>, bool)]) -> bool {
     applied.iter().all(|(_, _, success)| *success)
-        && migrator.iter().filter(|m| !m.migration_type.is_down_migration()).all(|m| {
-            applied.iter().any(|(version, checksum, _)| *version == m.version && checksum.as_slice() == &*m.checksum)
-        })
+        && migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| {
+                applied.iter().any(|(version, checksum, _)| {
+                    *version == m.version && checksum.as_slice() == &*m.checksum
+                })
+            })
 }
 
 fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
@@ -968,7 +1070,11 @@ fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
             "done" => counts.done = n,
             "dead" => counts.dead = n,
             "cancelled" => counts.cancelled = n,
-            other => return Err(StoreError::Corrupt(format!("job status {other:?} is unknown"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "job status {other:?} is unknown"
+                )))
+            }
         }
     }
     Ok(counts)

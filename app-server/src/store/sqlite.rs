@@ -8,13 +8,16 @@
 //! of exactly one connection (see [`SqliteStore::connect`]).
 
 use super::{
-    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
-    RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError, Timestamp, TokenRecord, WebhookRecorded,
+    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
+    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError,
+    Timestamp, TokenRecord, WebhookRecorded,
 };
 use async_trait::async_trait;
 use chrono::DateTime;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::types::Json;
 use sqlx::{Sqlite, Transaction};
 use std::str::FromStr;
@@ -63,7 +66,9 @@ impl SqliteStore {
             .foreign_keys(true);
         if let Some(dir) = options.get_filename().parent() {
             if !dir.as_os_str().is_empty() {
-                tokio::fs::create_dir_all(dir).await.map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
             }
         }
         // The writer connects first: it creates the file and switches it to WAL before any
@@ -84,7 +89,10 @@ impl SqliteStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+        self.writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_error)
     }
 }
 
@@ -95,16 +103,20 @@ fn db_error(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(e),
         sqlx::Error::Database(d) => {
             // Extended result codes carry the primary code in their low byte.
-            let primary = d.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            let primary = d
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .map(|c| c & 0xff);
             match primary {
                 // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
                 Some(5 | 6 | 10 | 13 | 14) => StoreError::Unavailable(e),
                 _ => StoreError::Database(e),
             }
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
-            StoreError::Unavailable(e)
-        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
         _ => StoreError::Database(e),
     }
 }
@@ -114,7 +126,8 @@ fn millis(t: Timestamp) -> i64 {
 }
 
 fn time(ms: i64) -> Result<Timestamp, StoreError> {
-    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
 }
 
 fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
@@ -206,7 +219,10 @@ impl ReceiptRow {
             dedupe_key: self.dedupe_key,
             status: self.status,
             payload: self.payload,
-            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            customer: CustomerRef {
+                id: self.customer_id,
+                email: self.customer_email,
+            },
             triggered_at: self.triggered_at,
             received_at: time(self.received_at)?,
         })
@@ -242,7 +258,8 @@ impl JobRow {
     }
 }
 
-const EXPORT_COLUMNS: &str = "id, shop, customer_id, customer_email, data_request_id, report, created_at";
+const EXPORT_COLUMNS: &str =
+    "id, shop, customer_id, customer_email, data_request_id, report, created_at";
 
 #[derive(sqlx::FromRow)]
 struct ExportRow {
@@ -260,7 +277,10 @@ impl ExportRow {
         Ok(DataExport {
             id: self.id,
             shop: self.shop,
-            customer: CustomerRef { id: self.customer_id, email: self.customer_email },
+            customer: CustomerRef {
+                id: self.customer_id,
+                email: self.customer_email,
+            },
             data_request_id: self.data_request_id,
             report: self.report.0,
             created_at: time(self.created_at)?,
@@ -280,7 +300,10 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("select 1").execute(&self.readers).await.map_err(db_error)?;
+        sqlx::query("select 1")
+            .execute(&self.readers)
+            .await
+            .map_err(db_error)?;
         Ok(())
     }
 
@@ -310,7 +333,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn install_shop(&self, shop: &str, token: &NewToken, now: Timestamp) -> Result<TokenRecord, StoreError> {
+    async fn install_shop(
+        &self,
+        shop: &str,
+        token: &NewToken,
+        now: Timestamp,
+    ) -> Result<TokenRecord, StoreError> {
         let mut tx = self.begin_write().await?;
         // `authorized_at` moves on every install, even of an installed shop: a token exchange
         // proves the app was installed at that moment, so an older uninstall webhook still in
@@ -382,11 +410,13 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn token(&self, shop: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row: Option<TokenRow> = sqlx::query_as(&format!("select {TOKEN_COLUMNS} from shop_tokens where shop = ?1"))
-            .bind(shop)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_error)?;
+        let row: Option<TokenRow> = sqlx::query_as(&format!(
+            "select {TOKEN_COLUMNS} from shop_tokens where shop = ?1"
+        ))
+        .bind(shop)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?;
         row.map(TokenRow::into_record).transpose()
     }
 
@@ -417,11 +447,12 @@ impl Store for SqliteStore {
         let claim = match row {
             Some(row) => RefreshClaim::Claimed(row.into_record()?),
             None => {
-                let exists: bool = sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = ?1)")
-                    .bind(shop)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let exists: bool =
+                    sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = ?1)")
+                        .bind(shop)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
                 if exists {
                     RefreshClaim::Busy
                 } else {
@@ -499,12 +530,21 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("delete from shop_tokens where shop = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_scopes(&self, shop: &str, scopes: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn set_scopes(
+        &self,
+        shop: &str,
+        scopes: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query("update shops set scopes = ?2, updated_at = ?3 where domain = ?1")
             .bind(shop)
             .bind(scopes)
@@ -523,7 +563,8 @@ impl Store for SqliteStore {
         keep_kinds: &[&str],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let keep = serde_json::to_string(keep_kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let keep =
+            serde_json::to_string(keep_kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         // `authorized_at` is the latest token exchange: if it is newer than the uninstall, the
         // merchant reinstalled after it (possibly before Keel processed this uninstall).
@@ -540,7 +581,11 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("delete from shop_tokens where shop = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        sqlx::query("delete from shop_tokens where shop = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = ?2, updated_at = ?2
              where shop = ?1 and status = 'queued' and kind not in (select value from json_each(?3))",
@@ -556,18 +601,23 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
-    async fn record_webhooks(&self, batch: &[NewWebhook], now: Timestamp) -> Result<Vec<WebhookRecorded>, StoreError> {
+    async fn record_webhooks(
+        &self,
+        batch: &[NewWebhook],
+        now: Timestamp,
+    ) -> Result<Vec<WebhookRecorded>, StoreError> {
         let now = millis(now);
         let mut outcomes = Vec::with_capacity(batch.len());
         // One writer and BEGIN IMMEDIATE: concurrent batches run one after the other, so the
         // unique key alone decides which copy of a delivery is the first.
         let mut tx = self.begin_write().await?;
         for w in batch {
-            let installed: Option<bool> = sqlx::query_scalar("select installed from shops where domain = ?1")
-                .bind(&w.shop)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            let installed: Option<bool> =
+                sqlx::query_scalar("select installed from shops where domain = ?1")
+                    .bind(&w.shop)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
             let ignored = match (installed, w.requires) {
                 (None, _) => Some(IgnoreReason::UnknownShop),
                 (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
@@ -601,12 +651,14 @@ impl Store for SqliteStore {
             .await
             .map_err(db_error)?;
             let Some(receipt_id) = inserted else {
-                let receipt_id: i64 = sqlx::query_scalar("select id from receipts where shop = ?1 and dedupe_key = ?2")
-                    .bind(&w.shop)
-                    .bind(&w.dedupe_key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                let receipt_id: i64 = sqlx::query_scalar(
+                    "select id from receipts where shop = ?1 and dedupe_key = ?2",
+                )
+                .bind(&w.shop)
+                .bind(&w.dedupe_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
                 outcomes.push(WebhookRecorded::Duplicate { receipt_id });
                 continue;
             };
@@ -635,16 +687,23 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError> {
-        let row: Option<ReceiptRow> = sqlx::query_as(&format!("select {RECEIPT_COLUMNS} from receipts where id = ?1"))
-            .bind(id)
-            .fetch_optional(&self.readers)
-            .await
-            .map_err(db_error)?;
+        let row: Option<ReceiptRow> = sqlx::query_as(&format!(
+            "select {RECEIPT_COLUMNS} from receipts where id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?;
         row.map(ReceiptRow::into_receipt).transpose()
     }
 
     #[tracing::instrument(skip_all)]
-    async fn set_receipt_status(&self, id: i64, status: &str, now: Timestamp) -> Result<(), StoreError> {
+    async fn set_receipt_status(
+        &self,
+        id: i64,
+        status: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         sqlx::query("update receipts set status = ?2, updated_at = ?3 where id = ?1")
             .bind(id)
             .bind(status)
@@ -688,7 +747,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn claim_job(&self, worker: &str, lease_until: Timestamp, now: Timestamp) -> Result<Option<Job>, StoreError> {
+    async fn claim_job(
+        &self,
+        worker: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<Job>, StoreError> {
         // One statement on the one writer connection: no two claimers can pick the same row.
         // Oldest first by run_at: a job whose lease expired has waited since its run_at too. A
         // running job was due when claimed, so `run_at <= now` holds for every candidate and
@@ -714,7 +778,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn complete_job(&self, id: i64, worker: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "update jobs set status = 'done', locked_until = null, finished_at = ?3, updated_at = ?3
              where id = ?1 and status = 'running' and locked_by = ?2",
@@ -753,7 +822,13 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn bury_job(&self, id: i64, worker: &str, error: &str, now: Timestamp) -> Result<bool, StoreError> {
+    async fn bury_job(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "update jobs set status = 'dead', last_error = ?3, locked_until = null, finished_at = ?4, updated_at = ?4
              where id = ?1 and status = 'running' and locked_by = ?2",
@@ -770,24 +845,30 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("select status, count(*) from jobs group by status")
-            .fetch_all(&self.readers)
-            .await
-            .map_err(db_error)?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("select status, count(*) from jobs group by status")
+                .fetch_all(&self.readers)
+                .await
+                .map_err(db_error)?;
         job_counts(rows)
     }
 
     #[tracing::instrument(skip_all)]
     async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let due: Option<i64> = sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
-            .fetch_one(&self.readers)
-            .await
-            .map_err(db_error)?;
+        let due: Option<i64> =
+            sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
+                .fetch_one(&self.readers)
+                .await
+                .map_err(db_error)?;
         opt_time(due)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn customer_data(&self, shop: &str, customer: &CustomerRef) -> Result<CustomerData, StoreError> {
+    async fn customer_data(
+        &self,
+        shop: &str,
+        customer: &CustomerRef,
+    ) -> Result<CustomerData, StoreError> {
         // One read transaction, so receipts and exports come from the same snapshot.
         let mut tx = self.readers.begin().await.map_err(db_error)?;
         let receipts: Vec<ReceiptRow> = sqlx::query_as(&format!(
@@ -810,8 +891,14 @@ impl Store for SqliteStore {
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(CustomerData {
-            receipts: receipts.into_iter().map(ReceiptRow::into_receipt).collect::<Result<_, _>>()?,
-            exports: exports.into_iter().map(ExportRow::into_export).collect::<Result<_, _>>()?,
+            receipts: receipts
+                .into_iter()
+                .map(ReceiptRow::into_receipt)
+                .collect::<Result<_, _>>()?,
+            exports: exports
+                .into_iter()
+                .map(ExportRow::into_export)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -887,7 +974,11 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn redact_shop(&self, shop: &str, keep_receipt: Option<i64>) -> Result<RedactCounts, StoreError> {
+    async fn redact_shop(
+        &self,
+        shop: &str,
+        keep_receipt: Option<i64>,
+    ) -> Result<RedactCounts, StoreError> {
         let mut tx = self.begin_write().await?;
         // Jobs first: they reference receipts. A job belongs to the shop by its own column or by
         // its receipt's.
@@ -911,12 +1002,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        let receipts = sqlx::query("delete from receipts where shop = ?1 and (?2 is null or id <> ?2)")
-            .bind(shop)
-            .bind(keep_receipt)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let receipts =
+            sqlx::query("delete from receipts where shop = ?1 and (?2 is null or id <> ?2)")
+                .bind(shop)
+                .bind(keep_receipt)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
         // The kept receipt stays as proof the request was honoured, with nothing of the shop's
         // data in it. Its updated_at moves when its job marks it done.
         sqlx::query(
@@ -927,8 +1019,11 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let shops =
-            sqlx::query("delete from shops where domain = ?1").bind(shop).execute(&mut *tx).await.map_err(db_error)?;
+        let shops = sqlx::query("delete from shops where domain = ?1")
+            .bind(shop)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(RedactCounts {
             receipts: receipts.rows_affected(),
@@ -943,9 +1038,14 @@ impl Store for SqliteStore {
 /// Every migration the binary knows is applied with the same checksum, and none failed.
 fn migrations_match(migrator: &Migrator, applied: &[(i64, Vec<u8>, bool)]) -> bool {
     applied.iter().all(|(_, _, success)| *success)
-        && migrator.iter().filter(|m| !m.migration_type.is_down_migration()).all(|m| {
-            applied.iter().any(|(version, checksum, _)| *version == m.version && checksum.as_slice() == &*m.checksum)
-        })
+        && migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .all(|m| {
+                applied.iter().any(|(version, checksum, _)| {
+                    *version == m.version && checksum.as_slice() == &*m.checksum
+                })
+            })
 }
 
 fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
@@ -957,7 +1057,11 @@ fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
             "done" => counts.done = n,
             "dead" => counts.dead = n,
             "cancelled" => counts.cancelled = n,
-            other => return Err(StoreError::Corrupt(format!("job status {other:?} is unknown"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "job status {other:?} is unknown"
+                )))
+            }
         }
     }
     Ok(counts)

@@ -31,19 +31,33 @@ pub struct ShopStatus {
     pub needs_reauthorization: bool,
 }
 
-async fn shop(State(state): State<AppState>, SessionAuth(session): SessionAuth) -> Result<Json<ShopStatus>, ApiError> {
+async fn shop(
+    State(state): State<AppState>,
+    SessionAuth(session): SessionAuth,
+) -> Result<Json<ShopStatus>, ApiError> {
     state.access.ensure_installed(&session).await?;
     let domain = session.shop.as_str();
     let shop = state.store.shop(domain).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::FORBIDDEN, "not_installed", "Keel is not installed on this shop; install it from the Shopify admin")
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_installed",
+            "Keel is not installed on this shop; install it from the Shopify admin",
+        )
     })?;
     let token = state.store.token(domain).await?;
     Ok(Json(ShopStatus {
         shop: shop.domain,
         installed: shop.installed,
-        scopes: shop.scopes.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scopes: shop
+            .scopes
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         installed_at: shop.installed_at.map(|t| t.to_rfc3339()),
-        token_expires_at: token.and_then(|t| t.token.access_expires_at).map(|t| t.to_rfc3339()),
+        token_expires_at: token
+            .and_then(|t| t.token.access_expires_at)
+            .map(|t| t.to_rfc3339()),
         needs_reauthorization: shop.needs_reauth,
     }))
 }
@@ -51,14 +65,23 @@ async fn shop(State(state): State<AppState>, SessionAuth(session): SessionAuth) 
 async fn cors(request: Request, next: Next) -> Response {
     let mut response = if request.method() == Method::OPTIONS {
         let mut r = StatusCode::NO_CONTENT.into_response();
-        r.headers_mut().insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("7200"));
+        r.headers_mut().insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("7200"),
+        );
         r
     } else {
         next.run(request).await
     };
     let h = response.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Authorization, Content-Type"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Authorization, Content-Type"),
+    );
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("X-Shopify-API-Request-Failure-Reauthorize-Url"),

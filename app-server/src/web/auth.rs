@@ -16,7 +16,10 @@ pub struct SessionAuth(pub SessionToken);
 impl FromRequestParts<AppState> for SessionAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let raw = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
@@ -24,7 +27,9 @@ impl FromRequestParts<AppState> for SessionAuth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::invalid_session("the Authorization: Bearer session token is missing"))?;
+            .ok_or_else(|| {
+                ApiError::invalid_session("the Authorization: Bearer session token is missing")
+            })?;
         let token = verify(state, raw).map_err(ApiError::invalid_session)?;
         tracing::Span::current().record("shop", token.shop.as_str());
         Ok(SessionAuth(token))
@@ -32,7 +37,10 @@ impl FromRequestParts<AppState> for SessionAuth {
 }
 
 /// Verify a session token with the app's clock and secrets.
-pub fn verify(state: &AppState, raw: &str) -> Result<SessionToken, session_token::SessionTokenError> {
+pub fn verify(
+    state: &AppState,
+    raw: &str,
+) -> Result<SessionToken, session_token::SessionTokenError> {
     session_token::verify(
         raw,
         &state.config.api_key,

@@ -22,11 +22,15 @@ use axum::routing::get;
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(entry)).route("/auth/session-token", get(bounce))
+    Router::new()
+        .route("/", get(entry))
+        .route("/auth/session-token", get(bounce))
 }
 
 fn param(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The query without `id_token`, for the bounce redirect.
@@ -36,7 +40,11 @@ fn without_id_token(query: &str) -> String {
         .finish()
 }
 
-async fn entry(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+async fn entry(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     let client_id = state.config.api_key.as_str();
     let shop = param(&query, "shop").and_then(|s| ShopDomain::parse(&s, state.domain_policy).ok());
@@ -49,10 +57,18 @@ async fn entry(State(state): State<AppState>, headers: HeaderMap, RawQuery(query
     }
     let bounce_reload = headers.contains_key("x-shopify-bounce");
     if param(&query, "hmac").is_some() && !bounce_reload {
-        if let Err(why) = hmac::query_valid(&state.config.signing_secrets(), &query, state.clock.now().timestamp()) {
+        if let Err(why) = hmac::query_valid(
+            &state.config.signing_secrets(),
+            &query,
+            state.clock.now().timestamp(),
+        ) {
             tracing::warn!(shop = %shop, reason = %why, "embedded load with a bad query signature");
             let page = pages::message(client_id, "Link expired", "This link's signature is invalid or expired. Open Keel again from your Shopify admin.");
-            return (StatusCode::UNAUTHORIZED, pages::respond(page, Some(shop.as_str()))).into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                pages::respond(page, Some(shop.as_str())),
+            )
+                .into_response();
         }
     }
     let session = match param(&query, "id_token").map(|t| auth::verify(&state, &t)) {
@@ -64,12 +80,24 @@ async fn entry(State(state): State<AppState>, headers: HeaderMap, RawQuery(query
         Err(AccessError::InvalidSessionToken) => to_bounce(&state, &query),
         Err(AccessError::NotInstalled) => {
             let page = pages::message(client_id, "Not installed", "Keel is not installed on this store. Install it from the Shopify App Store, then open it again.");
-            (StatusCode::FORBIDDEN, pages::respond(page, Some(shop.as_str()))).into_response()
+            (
+                StatusCode::FORBIDDEN,
+                pages::respond(page, Some(shop.as_str())),
+            )
+                .into_response()
         }
         Err(e) => {
             tracing::error!(shop = %shop, error = %crate::jobs::error_chain(&e), "embedded load failed");
-            let page = pages::message(client_id, "Try again", "Keel could not reach Shopify just now. Reload the page in a moment.");
-            (StatusCode::SERVICE_UNAVAILABLE, pages::respond(page, Some(shop.as_str()))).into_response()
+            let page = pages::message(
+                client_id,
+                "Try again",
+                "Keel could not reach Shopify just now. Reload the page in a moment.",
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::respond(page, Some(shop.as_str())),
+            )
+                .into_response()
         }
     }
 }
@@ -82,7 +110,9 @@ fn to_bounce(state: &AppState, query: &str) -> Response {
     let reload = format!("{app}/?{rest}");
     let target = format!(
         "/auth/session-token?{rest}&{}",
-        form_urlencoded::Serializer::new(String::new()).append_pair("shopify-reload", &reload).finish()
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("shopify-reload", &reload)
+            .finish()
     );
     found(&target)
 }
@@ -96,8 +126,14 @@ fn found(location: &str) -> Response {
 async fn bounce(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
     let query = query.unwrap_or_default();
     let shop = param(&query, "shop").and_then(|s| ShopDomain::parse(&s, state.domain_policy).ok());
-    let mut response = pages::respond(pages::app_bridge_only(&state.config.api_key), shop.as_ref().map(|s| s.as_str()));
+    let mut response = pages::respond(
+        pages::app_bridge_only(&state.config.api_key),
+        shop.as_ref().map(|s| s.as_str()),
+    );
     // The bounce page must never be cached: each visit needs a fresh token.
-    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }

@@ -24,7 +24,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_session: false }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_session: false,
+        }
     }
 
     pub fn invalid_session(why: impl std::fmt::Display) -> Self {
@@ -38,12 +43,20 @@ impl ApiError {
 
     pub fn internal(context: &str, err: &dyn std::error::Error) -> Self {
         tracing::error!(error = %crate::jobs::error_chain(err), "{context}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Keel hit an unexpected error; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Keel hit an unexpected error; it has been logged",
+        )
     }
 
     pub fn unavailable(context: &str, err: &dyn std::error::Error) -> Self {
         tracing::warn!(error = %crate::jobs::error_chain(err), "{context}");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Keel is temporarily unavailable; try again shortly")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Keel is temporarily unavailable; try again shortly",
+        )
     }
 }
 
@@ -52,7 +65,9 @@ impl IntoResponse for ApiError {
         let body = Json(serde_json::json!({"error": self.code, "message": self.message}));
         let mut response = (self.status, body).into_response();
         if self.retry_session {
-            response.headers_mut().insert(RETRY_INVALID_SESSION, HeaderValue::from_static("1"));
+            response
+                .headers_mut()
+                .insert(RETRY_INVALID_SESSION, HeaderValue::from_static("1"));
         }
         response
     }

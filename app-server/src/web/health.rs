@@ -10,7 +10,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 async fn healthz() -> &'static str {
@@ -31,6 +33,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
         "database": if database.is_ok() { "ok" } else { "unreachable" },
         "migrations": match migrations { Ok(true) => "current", Ok(false) => "pending", Err(_) => "unknown" },
     });
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }

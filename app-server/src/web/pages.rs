@@ -22,7 +22,9 @@ pub fn csp(shop: Option<&str>) -> String {
 pub fn respond(markup: Markup, shop: Option<&str>) -> Response {
     let mut response = markup.into_response();
     if let Ok(value) = HeaderValue::from_str(&csp(shop)) {
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, value);
     }
     response
 }

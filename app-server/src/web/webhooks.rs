@@ -27,7 +27,9 @@ use serde_json::json;
 pub const MAX_BODY: usize = 1024 * 1024;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks", post(receive)).layer(DefaultBodyLimit::max(MAX_BODY))
+    Router::new()
+        .route("/webhooks", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
 async fn receive(
@@ -37,33 +39,68 @@ async fn receive(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the webhook body is larger than 1 MiB")
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the webhook body is larger than 1 MiB",
+            )
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the webhook body could not be read")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                "the webhook body could not be read",
+            )
         }
     })?;
     let signature = DeliveryHeaders::hmac(&headers);
     if !hmac::body_signature_valid(&state.config.signing_secrets(), &body, signature) {
-        let why = if signature.is_none() { "the X-Shopify-Hmac-Sha256 header is missing" } else { "the X-Shopify-Hmac-Sha256 signature does not match the body" };
+        let why = if signature.is_none() {
+            "the X-Shopify-Hmac-Sha256 header is missing"
+        } else {
+            "the X-Shopify-Hmac-Sha256 signature does not match the body"
+        };
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_hmac", why));
     }
-    let delivery = DeliveryHeaders::parse(&headers)
-        .map_err(|missing| ApiError::new(StatusCode::BAD_REQUEST, "missing_header", missing.to_string()))?;
+    let delivery = DeliveryHeaders::parse(&headers).map_err(|missing| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "missing_header",
+            missing.to_string(),
+        )
+    })?;
     tracing::Span::current().record("shop", delivery.shop_domain.as_str());
     let payload: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the webhook body is not valid JSON: {e}"))
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the webhook body is not valid JSON: {e}"),
+        )
     })?;
-    let shop = ShopDomain::parse(&delivery.shop_domain, state.domain_policy)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_shop_domain", format!("X-Shopify-Shop-Domain: {e}")))?;
-    if let Some(version) = delivery.api_version.as_deref().filter(|v| *v != crate::shopify::API_VERSION) {
-        tracing::debug!(version, "payload API version differs from the pinned version");
+    let shop = ShopDomain::parse(&delivery.shop_domain, state.domain_policy).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_shop_domain",
+            format!("X-Shopify-Shop-Domain: {e}"),
+        )
+    })?;
+    if let Some(version) = delivery
+        .api_version
+        .as_deref()
+        .filter(|v| *v != crate::shopify::API_VERSION)
+    {
+        tracing::debug!(
+            version,
+            "payload API version differs from the pinned version"
+        );
     }
 
     let Some(topic) = Topic::parse(&delivery.topic) else {
         // Subscriptions come from shopify.app.toml, so this is configuration drift, not an
         // attack (the signature is valid): acknowledge so Shopify stops, and say so in the log.
         tracing::warn!(topic = %delivery.topic, "webhook for a topic Keel does not handle; acknowledged and dropped");
-        return Ok(Json(json!({"status": "ignored", "reason": "unhandled_topic"})));
+        return Ok(Json(
+            json!({"status": "ignored", "reason": "unhandled_topic"}),
+        ));
     };
     let customer = payload_customer(topic.as_str(), &payload);
     let webhook = NewWebhook {
@@ -76,8 +113,15 @@ async fn receive(
         triggered_at: delivery.triggered_at,
         // Keep the exact bytes Shopify signed; the job parses them again.
         payload: String::from_utf8_lossy(&body).into_owned(),
-        customer: CustomerRef { id: customer.id, email: customer.email.map(|e| e.trim().to_lowercase()) },
-        requires: if topic.is_compliance() { ShopRequirement::Known } else { ShopRequirement::Installed },
+        customer: CustomerRef {
+            id: customer.id,
+            email: customer.email.map(|e| e.trim().to_lowercase()),
+        },
+        requires: if topic.is_compliance() {
+            ShopRequirement::Known
+        } else {
+            ShopRequirement::Installed
+        },
         job_kind: format!("webhook/{}", topic.as_str()),
     };
     let outcome = state.intake.record(webhook).await.map_err(|e| match e {
@@ -86,8 +130,12 @@ async fn receive(
         }
     })?;
     let answer = match outcome {
-        WebhookRecorded::Queued { receipt_id, .. } => json!({"status": "queued", "receipt_id": receipt_id}),
-        WebhookRecorded::Duplicate { receipt_id } => json!({"status": "duplicate", "receipt_id": receipt_id}),
+        WebhookRecorded::Queued { receipt_id, .. } => {
+            json!({"status": "queued", "receipt_id": receipt_id})
+        }
+        WebhookRecorded::Duplicate { receipt_id } => {
+            json!({"status": "duplicate", "receipt_id": receipt_id})
+        }
         WebhookRecorded::Ignored { receipt_id, reason } => {
             json!({"status": "ignored", "reason": reason.as_str(), "receipt_id": receipt_id})
         }

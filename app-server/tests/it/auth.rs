@@ -12,11 +12,21 @@ const RETRY: &str = "x-shopify-retry-invalid-session-request";
 async fn assert_refused_and_nothing_stored(keel: &TestKeel, token: &str) {
     let r = keel.get_shop(token).await;
     assert_eq!(r.status(), 401, "token {token:.20}…");
-    assert_eq!(r.headers().get(RETRY).and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(
+        r.headers().get(RETRY).and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "invalid_session_token");
-    assert!(keel.state.store.shop(SHOP).await.unwrap().is_none(), "nothing may be stored");
-    assert_eq!(keel.sim.token_calls(SHOP).exchanges, 0, "no exchange with a bad token");
+    assert!(
+        keel.state.store.shop(SHOP).await.unwrap().is_none(),
+        "nothing may be stored"
+    );
+    assert_eq!(
+        keel.sim.token_calls(SHOP).exchanges,
+        0,
+        "no exchange with a bad token"
+    );
 }
 
 on_both_backends! {
@@ -189,5 +199,6 @@ on_both_backends! {
 }
 
 fn shop() -> keel::shopify::ShopDomain {
-    keel::shopify::ShopDomain::parse(SHOP, keel::shopify::domain::DomainPolicy::MyShopifyOnly).unwrap()
+    keel::shopify::ShopDomain::parse(SHOP, keel::shopify::domain::DomainPolicy::MyShopifyOnly)
+        .unwrap()
 }

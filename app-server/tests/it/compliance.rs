@@ -20,16 +20,22 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
             let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
             let mut total = 0;
             for table in ["shops", "shop_tokens", "receipts", "jobs", "data_exports"] {
-                let columns: Vec<String> = sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-                let cond = columns.iter().map(|c| format!("cast({c} as text) like ?1")).collect::<Vec<_>>().join(" or ");
-                let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table} where {cond}"))
-                    .bind(&like)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+                let columns: Vec<String> =
+                    sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                let cond = columns
+                    .iter()
+                    .map(|c| format!("cast({c} as text) like ?1"))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                let n: i64 =
+                    sqlx::query_scalar(&format!("select count(*) from {table} where {cond}"))
+                        .bind(&like)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
                 total += n;
             }
             total
@@ -38,11 +44,13 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
             let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
             let mut total = 0;
             for table in ["shops", "shop_tokens", "receipts", "jobs", "data_exports"] {
-                let n: i64 = sqlx::query_scalar(&format!("select count(*) from {table} t where t::text like $1"))
-                    .bind(&like)
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "select count(*) from {table} t where t::text like $1"
+                ))
+                .bind(&like)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
                 total += n;
             }
             total
@@ -51,15 +59,26 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
 }
 
 fn john() -> ComplianceCustomer {
-    ComplianceCustomer { id: Some(191167), email: Some(EMAIL.into()), phone: Some("555-625-1199".into()) }
+    ComplianceCustomer {
+        id: Some(191167),
+        email: Some(EMAIL.into()),
+        phone: Some("555-625-1199".into()),
+    }
 }
 
 fn someone_else() -> ComplianceCustomer {
-    ComplianceCustomer { id: Some(5), email: Some("someone@else.com".into()), phone: None }
+    ComplianceCustomer {
+        id: Some(5),
+        email: Some("someone@else.com".into()),
+        phone: None,
+    }
 }
 
 fn customer() -> CustomerRef {
-    CustomerRef { id: Some(191167), email: Some(EMAIL.into()) }
+    CustomerRef {
+        id: Some(191167),
+        email: Some(EMAIL.into()),
+    }
 }
 
 on_both_backends! {
@@ -149,11 +168,19 @@ async fn keel_jobs_for(keel: &TestKeel, shop: &str) -> i64 {
     match keel.db.backend() {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(keel.db.url()).await.unwrap();
-            sqlx::query_scalar("select count(*) from jobs where shop = ?1").bind(like).fetch_one(&pool).await.unwrap()
+            sqlx::query_scalar("select count(*) from jobs where shop = ?1")
+                .bind(like)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(keel.db.url()).await.unwrap();
-            sqlx::query_scalar("select count(*) from jobs where shop = $1").bind(like).fetch_one(&pool).await.unwrap()
+            sqlx::query_scalar("select count(*) from jobs where shop = $1")
+                .bind(like)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
         }
     }
 }

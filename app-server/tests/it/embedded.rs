@@ -14,19 +14,30 @@ fn host() -> String {
 fn signed_query(keel: &TestKeel, extra: &[(&str, &str)], id_token: Option<&str>) -> String {
     let timestamp = keel.clock.now().timestamp().to_string();
     let host = host();
-    let mut pairs: Vec<(&str, &str)> = vec![("embedded", "1"), ("host", &host), ("locale", "en"), ("shop", SHOP), ("timestamp", &timestamp)];
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("embedded", "1"),
+        ("host", &host),
+        ("locale", "en"),
+        ("shop", SHOP),
+        ("timestamp", &timestamp),
+    ];
     if let Some(t) = id_token {
         pairs.push(("id_token", t));
     }
     pairs.extend_from_slice(extra);
-    let unsigned = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+    let unsigned = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
     let (message, _) = keel::shopify::hmac::query_message(&unsigned);
     let hmac = keel::shopify::hmac::sign_query_message(API_SECRET.as_bytes(), &message);
     format!("{unsigned}&hmac={hmac}")
 }
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 on_both_backends! {

@@ -12,7 +12,11 @@ const SHOP: &str = "process-shop.myshopify.com";
 const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct KeelProcess {
@@ -129,15 +133,31 @@ fn serve_with_missing_and_malformed_variables_exits_nonzero_naming_each() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for name in ["SHOPIFY_API_SECRET", "SHOPIFY_APP_URL", "PORT", "KEEL_LOG_FORMAT"] {
-        assert!(stderr.lines().any(|l| l.starts_with(&format!("keel: {name} "))), "{name} not reported:\n{stderr}");
+    for name in [
+        "SHOPIFY_API_SECRET",
+        "SHOPIFY_APP_URL",
+        "PORT",
+        "KEEL_LOG_FORMAT",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("keel: {name} "))),
+            "{name} not reported:\n{stderr}"
+        );
     }
-    assert!(!stderr.contains("SHOPIFY_API_KEY is"), "a valid variable is not a problem:\n{stderr}");
+    assert!(
+        !stderr.contains("SHOPIFY_API_KEY is"),
+        "a valid variable is not a problem:\n{stderr}"
+    );
 }
 
 #[test]
 fn help_documents_every_variable() {
-    let out = Command::new(env!("CARGO_BIN_EXE_keel")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for (name, _) in keel::config::VARIABLES {

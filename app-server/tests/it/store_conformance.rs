@@ -8,8 +8,8 @@
 use crate::support::db::{Backend, TestDb};
 use chrono::DateTime;
 use keel::store::{
-    CustomerRef, DataExport, DynStore, IgnoreReason, JobCounts, NewJob, NewToken, NewWebhook, RedactCounts,
-    RefreshClaim, Shop, ShopRequirement, Timestamp, TokenRecord, WebhookRecorded,
+    CustomerRef, DataExport, DynStore, IgnoreReason, JobCounts, NewJob, NewToken, NewWebhook,
+    RedactCounts, RefreshClaim, Shop, ShopRequirement, Timestamp, TokenRecord, WebhookRecorded,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -75,7 +75,10 @@ fn token(tag: &str) -> NewToken {
 }
 
 fn customer(id: Option<i64>, email: Option<&str>) -> CustomerRef {
-    CustomerRef { id, email: email.map(str::to_string) }
+    CustomerRef {
+        id,
+        email: email.map(str::to_string),
+    }
 }
 
 fn delivery(shop: &str, key: &str, topic: &str) -> NewWebhook {
@@ -130,7 +133,14 @@ async fn install_stores_the_shop_and_its_token_and_reinstall_bumps_the_version(d
 
     let first = token("first");
     let stored = store.install_shop(SHOP, &first, at(0)).await.unwrap();
-    assert_eq!(stored, TokenRecord { token: first.clone(), version: 1, updated_at: at(0) });
+    assert_eq!(
+        stored,
+        TokenRecord {
+            token: first.clone(),
+            version: 1,
+            updated_at: at(0)
+        }
+    );
     assert_eq!(store.token(SHOP).await.unwrap(), Some(stored));
     assert_eq!(
         store.shop(SHOP).await.unwrap(),
@@ -155,17 +165,35 @@ async fn install_stores_the_shop_and_its_token_and_reinstall_bumps_the_version(d
         scope: "read_customers".into(),
     };
     let stored = store.install_shop(SHOP, &second, at(60)).await.unwrap();
-    assert_eq!(stored, TokenRecord { token: second.clone(), version: 2, updated_at: at(60) });
+    assert_eq!(
+        stored,
+        TokenRecord {
+            token: second.clone(),
+            version: 2,
+            updated_at: at(60)
+        }
+    );
     assert_eq!(store.token(SHOP).await.unwrap(), Some(stored));
     let shop = store.shop(SHOP).await.unwrap().unwrap();
     assert_eq!(shop.scopes, "read_customers");
-    assert_eq!(shop.installed_at, Some(at(0)), "an installed shop keeps its install time");
+    assert_eq!(
+        shop.installed_at,
+        Some(at(0)),
+        "an installed shop keeps its install time"
+    );
     assert_eq!((shop.created_at, shop.updated_at), (at(0), at(60)));
 }
 
 async fn token_versions_are_never_reused_after_the_token_is_deleted(db: &TestDb) {
     let store = db.store().await;
-    assert_eq!(store.install_shop(SHOP, &token("a"), at(0)).await.unwrap().version, 1);
+    assert_eq!(
+        store
+            .install_shop(SHOP, &token("a"), at(0))
+            .await
+            .unwrap()
+            .version,
+        1
+    );
 
     store.mark_needs_reauth(SHOP, at(10)).await.unwrap();
     assert_eq!(store.token(SHOP).await.unwrap(), None);
@@ -174,21 +202,29 @@ async fn token_versions_are_never_reused_after_the_token_is_deleted(db: &TestDb)
     assert_eq!(shop.updated_at, at(10));
 
     let again = store.install_shop(SHOP, &token("b"), at(20)).await.unwrap();
-    assert_eq!(again.version, 2, "a deleted token's version is not handed out again");
+    assert_eq!(
+        again.version, 2,
+        "a deleted token's version is not handed out again"
+    );
     assert!(!store.shop(SHOP).await.unwrap().unwrap().needs_reauth);
 }
 
 async fn only_one_of_two_concurrent_refresh_claims_wins(db: &TestDb) {
     // Two stores on one database stand for two replicas.
     let replicas = [db.store().await, db.store().await];
-    let installed = replicas[0].install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    let installed = replicas[0]
+        .install_shop(SHOP, &token("a"), at(0))
+        .await
+        .unwrap();
     for round in 0..10i64 {
         let now = at(100 * round);
         let claims = (0..8).map(|i| {
             let store = replicas[i % 2].clone();
             tokio::spawn(async move {
                 let holder = format!("holder-{round}-{i}");
-                let claim = store.claim_token_refresh(SHOP, &holder, now + chrono::Duration::seconds(30), now).await;
+                let claim = store
+                    .claim_token_refresh(SHOP, &holder, now + chrono::Duration::seconds(30), now)
+                    .await;
                 (holder, claim.unwrap())
             })
         });
@@ -204,12 +240,21 @@ async fn only_one_of_two_concurrent_refresh_claims_wins(db: &TestDb) {
             }
         }
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
-        assert!(replicas[1].finish_token_refresh(SHOP, &winners[0], None, now).await.unwrap());
+        assert!(replicas[1]
+            .finish_token_refresh(SHOP, &winners[0], None, now)
+            .await
+            .unwrap());
     }
-    assert_eq!(replicas[0].token(SHOP).await.unwrap(), Some(installed), "claims alone write no token");
+    assert_eq!(
+        replicas[0].token(SHOP).await.unwrap(),
+        Some(installed),
+        "claims alone write no token"
+    );
 }
 
-async fn join_all<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+async fn join_all<T: Send + 'static>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
     let mut out = Vec::new();
     for task in tasks.collect::<Vec<_>>() {
         out.push(task.await.unwrap());
@@ -217,44 +262,124 @@ async fn join_all<T: Send + 'static>(tasks: impl Iterator<Item = tokio::task::Jo
     out
 }
 
-async fn an_expired_refresh_lease_passes_to_another_holder_and_the_old_one_cannot_finish(db: &TestDb) {
+async fn an_expired_refresh_lease_passes_to_another_holder_and_the_old_one_cannot_finish(
+    db: &TestDb,
+) {
     let store = db.store().await;
     let v1 = store.install_shop(SHOP, &token("v1"), at(0)).await.unwrap();
 
-    assert_eq!(store.claim_token_refresh(SHOP, "a", at(30), at(0)).await.unwrap(), RefreshClaim::Claimed(v1.clone()));
-    assert_eq!(store.claim_token_refresh(SHOP, "b", at(40), at(10)).await.unwrap(), RefreshClaim::Busy);
-    assert_eq!(store.claim_token_refresh(SHOP, "b", at(40), at(29)).await.unwrap(), RefreshClaim::Busy);
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "a", at(30), at(0))
+            .await
+            .unwrap(),
+        RefreshClaim::Claimed(v1.clone())
+    );
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "b", at(40), at(10))
+            .await
+            .unwrap(),
+        RefreshClaim::Busy
+    );
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "b", at(40), at(29))
+            .await
+            .unwrap(),
+        RefreshClaim::Busy
+    );
     // The lease ends at its instant.
-    assert_eq!(store.claim_token_refresh(SHOP, "b", at(60), at(30)).await.unwrap(), RefreshClaim::Claimed(v1.clone()));
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "b", at(60), at(30))
+            .await
+            .unwrap(),
+        RefreshClaim::Claimed(v1.clone())
+    );
 
     // "a" refreshed too late: its result is discarded and nothing is written.
-    assert!(!store.finish_token_refresh(SHOP, "a", Some(&token("from-a")), at(31)).await.unwrap());
-    assert!(!store.finish_token_refresh(SHOP, "a", None, at(31)).await.unwrap());
+    assert!(!store
+        .finish_token_refresh(SHOP, "a", Some(&token("from-a")), at(31))
+        .await
+        .unwrap());
+    assert!(!store
+        .finish_token_refresh(SHOP, "a", None, at(31))
+        .await
+        .unwrap());
     assert_eq!(store.token(SHOP).await.unwrap(), Some(v1));
 
-    assert!(store.finish_token_refresh(SHOP, "b", Some(&token("from-b")), at(32)).await.unwrap());
-    let v2 = TokenRecord { token: token("from-b"), version: 2, updated_at: at(32) };
+    assert!(store
+        .finish_token_refresh(SHOP, "b", Some(&token("from-b")), at(32))
+        .await
+        .unwrap());
+    let v2 = TokenRecord {
+        token: token("from-b"),
+        version: 2,
+        updated_at: at(32),
+    };
     assert_eq!(store.token(SHOP).await.unwrap(), Some(v2.clone()));
 
     // Finishing released the lease: the next refresher need not wait for its expiry.
-    assert_eq!(store.claim_token_refresh(SHOP, "c", at(90), at(33)).await.unwrap(), RefreshClaim::Claimed(v2.clone()));
-    assert!(store.finish_token_refresh(SHOP, "c", None, at(34)).await.unwrap());
-    assert!(!store.finish_token_refresh(SHOP, "c", None, at(35)).await.unwrap(), "c no longer holds the lease");
-    assert_eq!(store.token(SHOP).await.unwrap(), Some(v2), "releasing without a token writes none");
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "c", at(90), at(33))
+            .await
+            .unwrap(),
+        RefreshClaim::Claimed(v2.clone())
+    );
+    assert!(store
+        .finish_token_refresh(SHOP, "c", None, at(34))
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .finish_token_refresh(SHOP, "c", None, at(35))
+            .await
+            .unwrap(),
+        "c no longer holds the lease"
+    );
+    assert_eq!(
+        store.token(SHOP).await.unwrap(),
+        Some(v2),
+        "releasing without a token writes none"
+    );
 
-    assert_eq!(store.claim_token_refresh(OTHER, "a", at(90), at(36)).await.unwrap(), RefreshClaim::NoToken);
+    assert_eq!(
+        store
+            .claim_token_refresh(OTHER, "a", at(90), at(36))
+            .await
+            .unwrap(),
+        RefreshClaim::NoToken
+    );
     store.mark_needs_reauth(SHOP, at(37)).await.unwrap();
-    assert_eq!(store.claim_token_refresh(SHOP, "a", at(90), at(38)).await.unwrap(), RefreshClaim::NoToken);
+    assert_eq!(
+        store
+            .claim_token_refresh(SHOP, "a", at(90), at(38))
+            .await
+            .unwrap(),
+        RefreshClaim::NoToken
+    );
 }
 
 async fn set_scopes_changes_a_known_shop_only(db: &TestDb) {
     let store = db.store().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
-    assert!(store.set_scopes(SHOP, "read_orders,write_orders", at(5)).await.unwrap());
+    assert!(store
+        .set_scopes(SHOP, "read_orders,write_orders", at(5))
+        .await
+        .unwrap());
     let shop = store.shop(SHOP).await.unwrap().unwrap();
-    assert_eq!((shop.scopes.as_str(), shop.updated_at), ("read_orders,write_orders", at(5)));
+    assert_eq!(
+        (shop.scopes.as_str(), shop.updated_at),
+        ("read_orders,write_orders", at(5))
+    );
     assert!(!store.set_scopes(OTHER, "read_orders", at(5)).await.unwrap());
-    assert_eq!(store.shop(OTHER).await.unwrap(), None, "set_scopes creates no shop");
+    assert_eq!(
+        store.shop(OTHER).await.unwrap(),
+        None,
+        "set_scopes creates no shop"
+    );
 }
 
 async fn uninstall_deletes_the_token_and_cancels_queued_jobs_except_kept_kinds(db: &TestDb) {
@@ -262,57 +387,139 @@ async fn uninstall_deletes_the_token_and_cancels_queued_jobs_except_kept_kinds(d
     let raw = db.raw().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
     store.install_shop(OTHER, &token("b"), at(0)).await.unwrap();
-    let running = store.enqueue_job(&job(Some(SHOP), "sweep/delays", at(-10)), at(0)).await.unwrap();
-    assert_eq!(store.claim_job("w", at(90), at(0)).await.unwrap().unwrap().id, running);
-    let due = store.enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(0)), at(0)).await.unwrap();
-    let later = store.enqueue_job(&job(Some(SHOP), "webhook/orders/create", at(500)), at(0)).await.unwrap();
-    let kept = store.enqueue_job(&job(Some(SHOP), "webhook/shop/redact", at(0)), at(0)).await.unwrap();
-    let others = store.enqueue_job(&job(Some(OTHER), "webhook/orders/updated", at(0)), at(0)).await.unwrap();
+    let running = store
+        .enqueue_job(&job(Some(SHOP), "sweep/delays", at(-10)), at(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_job("w", at(90), at(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        running
+    );
+    let due = store
+        .enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(0)), at(0))
+        .await
+        .unwrap();
+    let later = store
+        .enqueue_job(&job(Some(SHOP), "webhook/orders/create", at(500)), at(0))
+        .await
+        .unwrap();
+    let kept = store
+        .enqueue_job(&job(Some(SHOP), "webhook/shop/redact", at(0)), at(0))
+        .await
+        .unwrap();
+    let others = store
+        .enqueue_job(&job(Some(OTHER), "webhook/orders/updated", at(0)), at(0))
+        .await
+        .unwrap();
 
     let kinds = ["webhook/customers/redact", "webhook/shop/redact"];
-    assert!(store.uninstall_shop(SHOP, at(100), &kinds, at(101)).await.unwrap());
+    assert!(store
+        .uninstall_shop(SHOP, at(100), &kinds, at(101))
+        .await
+        .unwrap());
 
     let shop = store.shop(SHOP).await.unwrap().unwrap();
     assert!(!shop.installed);
-    assert_eq!((shop.uninstalled_at, shop.updated_at), (Some(at(100)), at(101)));
+    assert_eq!(
+        (shop.uninstalled_at, shop.updated_at),
+        (Some(at(100)), at(101))
+    );
     assert_eq!(store.token(SHOP).await.unwrap(), None);
     assert!(store.token(OTHER).await.unwrap().is_some());
-    for (id, status) in
-        [(running, "running"), (due, "cancelled"), (later, "cancelled"), (kept, "queued"), (others, "queued")]
-    {
-        assert_eq!(raw.text("jobs", "status", id).await.as_deref(), Some(status), "job {id}");
+    for (id, status) in [
+        (running, "running"),
+        (due, "cancelled"),
+        (later, "cancelled"),
+        (kept, "queued"),
+        (others, "queued"),
+    ] {
+        assert_eq!(
+            raw.text("jobs", "status", id).await.as_deref(),
+            Some(status),
+            "job {id}"
+        );
     }
-    assert_eq!(raw.int("jobs", "finished_at", due).await, Some(at(101).timestamp_millis()));
+    assert_eq!(
+        raw.int("jobs", "finished_at", due).await,
+        Some(at(101).timestamp_millis())
+    );
     assert_eq!(
         store.job_counts().await.unwrap(),
-        JobCounts { queued: 2, running: 1, cancelled: 2, ..JobCounts::default() }
+        JobCounts {
+            queued: 2,
+            running: 1,
+            cancelled: 2,
+            ..JobCounts::default()
+        }
     );
 
-    assert!(!store.uninstall_shop(SHOP, at(200), &kinds, at(201)).await.unwrap(), "already uninstalled");
-    assert_eq!(store.shop(SHOP).await.unwrap().unwrap().uninstalled_at, Some(at(100)));
-    assert!(!store.uninstall_shop("unknown.myshopify.com", at(200), &kinds, at(201)).await.unwrap());
+    assert!(
+        !store
+            .uninstall_shop(SHOP, at(200), &kinds, at(201))
+            .await
+            .unwrap(),
+        "already uninstalled"
+    );
+    assert_eq!(
+        store.shop(SHOP).await.unwrap().unwrap().uninstalled_at,
+        Some(at(100))
+    );
+    assert!(!store
+        .uninstall_shop("unknown.myshopify.com", at(200), &kinds, at(201))
+        .await
+        .unwrap());
     raw.close().await;
 }
 
 async fn uninstall_after_a_newer_install_changes_nothing(db: &TestDb) {
     let store = db.store().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
-    let pending = store.enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(0)), at(0)).await.unwrap();
+    let pending = store
+        .enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(0)), at(0))
+        .await
+        .unwrap();
     // The merchant uninstalled at 100 and reinstalled at 200 before Keel processed the
     // uninstall: the shop never looked uninstalled, yet the token exchange at 200 is newer.
-    let reinstalled = store.install_shop(SHOP, &token("b"), at(200)).await.unwrap();
-    assert!(!store.uninstall_shop(SHOP, at(100), &[], at(201)).await.unwrap());
+    let reinstalled = store
+        .install_shop(SHOP, &token("b"), at(200))
+        .await
+        .unwrap();
+    assert!(!store
+        .uninstall_shop(SHOP, at(100), &[], at(201))
+        .await
+        .unwrap());
     let shop = store.shop(SHOP).await.unwrap().unwrap();
     assert!(shop.installed);
     assert_eq!((shop.uninstalled_at, shop.updated_at), (None, at(200)));
     assert_eq!(store.token(SHOP).await.unwrap(), Some(reinstalled));
-    assert_eq!(store.job_counts().await.unwrap().queued, 1, "job {pending} stays queued");
+    assert_eq!(
+        store.job_counts().await.unwrap().queued,
+        1,
+        "job {pending} stays queued"
+    );
 
     // A real uninstall applies; a reinstall after it wins over a late copy of an older one.
-    assert!(store.uninstall_shop(SHOP, at(300), &[], at(301)).await.unwrap());
-    let back = store.install_shop(SHOP, &token("c"), at(400)).await.unwrap();
-    assert_eq!(store.shop(SHOP).await.unwrap().unwrap().installed_at, Some(at(400)));
-    assert!(!store.uninstall_shop(SHOP, at(350), &[], at(401)).await.unwrap());
+    assert!(store
+        .uninstall_shop(SHOP, at(300), &[], at(301))
+        .await
+        .unwrap());
+    let back = store
+        .install_shop(SHOP, &token("c"), at(400))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.shop(SHOP).await.unwrap().unwrap().installed_at,
+        Some(at(400))
+    );
+    assert!(!store
+        .uninstall_shop(SHOP, at(350), &[], at(401))
+        .await
+        .unwrap());
     assert!(store.shop(SHOP).await.unwrap().unwrap().installed);
     assert_eq!(store.token(SHOP).await.unwrap(), Some(back));
 }
@@ -326,30 +533,81 @@ async fn duplicate_webhook_key_is_recorded_once(db: &TestDb) {
     let w = about(delivery(SHOP, "1", "customers/data_request"), who.clone());
 
     let (receipt_id, job_id) = queued(record_one(&store, w.clone(), at(1)).await);
-    assert_eq!(record_one(&store, w.clone(), at(2)).await, WebhookRecorded::Duplicate { receipt_id });
+    assert_eq!(
+        record_one(&store, w.clone(), at(2)).await,
+        WebhookRecorded::Duplicate { receipt_id }
+    );
 
     let receipt = store.receipt(receipt_id).await.unwrap().unwrap();
     assert_eq!(
-        (receipt.shop.as_str(), receipt.source.as_str(), receipt.topic.as_str(), receipt.dedupe_key.as_str()),
+        (
+            receipt.shop.as_str(),
+            receipt.source.as_str(),
+            receipt.topic.as_str(),
+            receipt.dedupe_key.as_str()
+        ),
         (SHOP, "webhook", "customers/data_request", "event:1")
     );
-    assert_eq!((receipt.status.as_str(), receipt.payload.as_deref()), ("queued", Some(w.payload.as_str())));
-    assert_eq!((receipt.customer, receipt.received_at), (who, at(1)), "the second copy changed nothing");
-    assert_eq!(raw.text("receipts", "webhook_id", receipt_id).await.as_deref(), Some("webhook-1"));
-    assert_eq!(raw.text("receipts", "event_id", receipt_id).await.as_deref(), Some("1"));
-    assert_eq!(raw.text("receipts", "api_version", receipt_id).await.as_deref(), Some("2025-10"));
-    assert_eq!(raw.text("receipts", "triggered_at", receipt_id).await.as_deref(), w.triggered_at.as_deref());
+    assert_eq!(
+        (receipt.status.as_str(), receipt.payload.as_deref()),
+        ("queued", Some(w.payload.as_str()))
+    );
+    assert_eq!(
+        (receipt.customer, receipt.received_at),
+        (who, at(1)),
+        "the second copy changed nothing"
+    );
+    assert_eq!(
+        raw.text("receipts", "webhook_id", receipt_id)
+            .await
+            .as_deref(),
+        Some("webhook-1")
+    );
+    assert_eq!(
+        raw.text("receipts", "event_id", receipt_id)
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        raw.text("receipts", "api_version", receipt_id)
+            .await
+            .as_deref(),
+        Some("2025-10")
+    );
+    assert_eq!(
+        raw.text("receipts", "triggered_at", receipt_id)
+            .await
+            .as_deref(),
+        w.triggered_at.as_deref()
+    );
 
     // Within one batch, a second copy is a duplicate of the first.
     let outcomes = store
-        .record_webhooks(&[delivery(SHOP, "2", "orders/updated"), delivery(SHOP, "2", "orders/updated")], at(3))
+        .record_webhooks(
+            &[
+                delivery(SHOP, "2", "orders/updated"),
+                delivery(SHOP, "2", "orders/updated"),
+            ],
+            at(3),
+        )
         .await
         .unwrap();
     let (second, _) = queued(outcomes[0]);
-    assert_eq!(outcomes[1], WebhookRecorded::Duplicate { receipt_id: second });
+    assert_eq!(
+        outcomes[1],
+        WebhookRecorded::Duplicate { receipt_id: second }
+    );
 
     // Keys are per shop.
-    queued(record_one(&store, delivery(OTHER, "1", "customers/data_request"), at(4)).await);
+    queued(
+        record_one(
+            &store,
+            delivery(OTHER, "1", "customers/data_request"),
+            at(4),
+        )
+        .await,
+    );
 
     assert_eq!(raw.count("receipts", "shop", SHOP).await, 2);
     assert_eq!(raw.count("jobs", "shop", SHOP).await, 2);
@@ -364,16 +622,27 @@ async fn duplicate_webhook_key_is_recorded_once(db: &TestDb) {
 
 async fn twenty_concurrent_deliveries_of_one_key_queue_exactly_one(db: &TestDb) {
     let replicas = [db.store().await, db.store().await];
-    replicas[0].install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    replicas[0]
+        .install_shop(SHOP, &token("a"), at(0))
+        .await
+        .unwrap();
     let copies = (0..20).map(|i| {
         let store = replicas[i % 2].clone();
-        tokio::spawn(async move { record_one(&store, delivery(SHOP, "same", "orders/updated"), at(1)).await })
+        tokio::spawn(async move {
+            record_one(&store, delivery(SHOP, "same", "orders/updated"), at(1)).await
+        })
     });
     let outcomes = join_all(copies).await;
-    let winners: Vec<_> = outcomes.iter().filter(|o| matches!(o, WebhookRecorded::Queued { .. })).collect();
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, WebhookRecorded::Queued { .. }))
+        .collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let (receipt_id, _) = queued(*winners[0]);
-    let duplicates = outcomes.iter().filter(|o| **o == WebhookRecorded::Duplicate { receipt_id }).count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == WebhookRecorded::Duplicate { receipt_id })
+        .count();
     assert_eq!(duplicates, 19, "{outcomes:?}");
 
     let raw = db.raw().await;
@@ -384,17 +653,27 @@ async fn twenty_concurrent_deliveries_of_one_key_queue_exactly_one(db: &TestDb) 
 
 async fn concurrent_batches_sharing_keys_in_opposite_orders_record_each_key_once(db: &TestDb) {
     let replicas = [db.store().await, db.store().await];
-    replicas[0].install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    replicas[0]
+        .install_shop(SHOP, &token("a"), at(0))
+        .await
+        .unwrap();
     let keys: Vec<String> = (0..6).map(|k| format!("k{k}")).collect();
     let batches = (0..10).map(|i| {
         let store = replicas[i % 2].clone();
-        let mut batch: Vec<_> = keys.iter().map(|k| delivery(SHOP, k, "orders/updated")).collect();
+        let mut batch: Vec<_> = keys
+            .iter()
+            .map(|k| delivery(SHOP, k, "orders/updated"))
+            .collect();
         if i % 2 == 1 {
             batch.reverse();
         }
         tokio::spawn(async move {
             let outcomes = store.record_webhooks(&batch, at(1)).await.unwrap();
-            batch.into_iter().map(|w| w.dedupe_key).zip(outcomes).collect::<Vec<_>>()
+            batch
+                .into_iter()
+                .map(|w| w.dedupe_key)
+                .zip(outcomes)
+                .collect::<Vec<_>>()
         })
     });
     let mut queued_per_key: HashMap<String, usize> = HashMap::new();
@@ -406,7 +685,10 @@ async fn concurrent_batches_sharing_keys_in_opposite_orders_record_each_key_once
         }
     }
     assert_eq!(queued_per_key.len(), keys.len());
-    assert!(queued_per_key.values().all(|n| *n == 1), "{queued_per_key:?}");
+    assert!(
+        queued_per_key.values().all(|n| *n == 1),
+        "{queued_per_key:?}"
+    );
     let raw = db.raw().await;
     assert_eq!(raw.count("receipts", "shop", SHOP).await, 6);
     assert_eq!(raw.count("jobs", "shop", SHOP).await, 6);
@@ -416,45 +698,95 @@ async fn concurrent_batches_sharing_keys_in_opposite_orders_record_each_key_once
 async fn record_webhooks_for_unknown_shop_is_ignored_without_payload(db: &TestDb) {
     let store = db.store().await;
     let raw = db.raw().await;
-    let mut w = about(delivery(SHOP, "1", "customers/redact"), customer(Some(7), Some("ada@example.com")));
+    let mut w = about(
+        delivery(SHOP, "1", "customers/redact"),
+        customer(Some(7), Some("ada@example.com")),
+    );
     w.requires = ShopRequirement::Known;
 
     let receipt_id = match record_one(&store, w.clone(), at(1)).await {
-        WebhookRecorded::Ignored { receipt_id, reason: IgnoreReason::UnknownShop } => receipt_id,
+        WebhookRecorded::Ignored {
+            receipt_id,
+            reason: IgnoreReason::UnknownShop,
+        } => receipt_id,
         other => panic!("expected an ignored delivery, got {other:?}"),
     };
     let receipt = store.receipt(receipt_id).await.unwrap().unwrap();
-    assert_eq!((receipt.status.as_str(), receipt.payload), ("ignored", None));
-    assert_eq!(receipt.customer, CustomerRef::default(), "nothing about the customer is kept");
-    assert_eq!(raw.text("receipts", "ignore_reason", receipt_id).await.as_deref(), Some("unknown_shop"));
+    assert_eq!(
+        (receipt.status.as_str(), receipt.payload),
+        ("ignored", None)
+    );
+    assert_eq!(
+        receipt.customer,
+        CustomerRef::default(),
+        "nothing about the customer is kept"
+    );
+    assert_eq!(
+        raw.text("receipts", "ignore_reason", receipt_id)
+            .await
+            .as_deref(),
+        Some("unknown_shop")
+    );
     assert_eq!(store.job_counts().await.unwrap(), JobCounts::default());
-    assert_eq!(store.shop(SHOP).await.unwrap(), None, "recording creates no shop");
+    assert_eq!(
+        store.shop(SHOP).await.unwrap(),
+        None,
+        "recording creates no shop"
+    );
 
-    assert_eq!(record_one(&store, w, at(2)).await, WebhookRecorded::Duplicate { receipt_id });
+    assert_eq!(
+        record_one(&store, w, at(2)).await,
+        WebhookRecorded::Duplicate { receipt_id }
+    );
     assert_eq!(raw.count("receipts", "shop", SHOP).await, 1);
     raw.close().await;
 }
 
-async fn deliveries_for_an_uninstalled_shop_are_ignored_unless_only_a_known_shop_is_required(db: &TestDb) {
+async fn deliveries_for_an_uninstalled_shop_are_ignored_unless_only_a_known_shop_is_required(
+    db: &TestDb,
+) {
     let store = db.store().await;
     let raw = db.raw().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
-    assert!(store.uninstall_shop(SHOP, at(10), &[], at(10)).await.unwrap());
+    assert!(store
+        .uninstall_shop(SHOP, at(10), &[], at(10))
+        .await
+        .unwrap());
     let orders = delivery(SHOP, "1", "orders/updated");
-    let mut redact = about(delivery(SHOP, "2", "customers/redact"), customer(Some(7), None));
+    let mut redact = about(
+        delivery(SHOP, "2", "customers/redact"),
+        customer(Some(7), None),
+    );
     redact.requires = ShopRequirement::Known;
 
-    let outcomes = store.record_webhooks(&[orders, redact.clone()], at(11)).await.unwrap();
+    let outcomes = store
+        .record_webhooks(&[orders, redact.clone()], at(11))
+        .await
+        .unwrap();
     let ignored = match outcomes[0] {
-        WebhookRecorded::Ignored { receipt_id, reason: IgnoreReason::ShopUninstalled } => receipt_id,
+        WebhookRecorded::Ignored {
+            receipt_id,
+            reason: IgnoreReason::ShopUninstalled,
+        } => receipt_id,
         other => panic!("expected the order webhook to be ignored, got {other:?}"),
     };
     let (kept, job_id) = queued(outcomes[1]);
-    assert_eq!(raw.text("receipts", "ignore_reason", ignored).await.as_deref(), Some("shop_uninstalled"));
+    assert_eq!(
+        raw.text("receipts", "ignore_reason", ignored)
+            .await
+            .as_deref(),
+        Some("shop_uninstalled")
+    );
     assert_eq!(store.receipt(ignored).await.unwrap().unwrap().payload, None);
     let receipt = store.receipt(kept).await.unwrap().unwrap();
-    assert_eq!((receipt.payload, receipt.customer), (Some(redact.payload), redact.customer));
-    assert_eq!(raw.text("jobs", "kind", job_id).await.as_deref(), Some("webhook/customers/redact"));
+    assert_eq!(
+        (receipt.payload, receipt.customer),
+        (Some(redact.payload), redact.customer)
+    );
+    assert_eq!(
+        raw.text("jobs", "kind", job_id).await.as_deref(),
+        Some("webhook/customers/redact")
+    );
     assert_eq!(store.job_counts().await.unwrap().queued, 1);
     raw.close().await;
 }
@@ -464,19 +796,39 @@ async fn receipts_are_listed_newest_first_and_their_status_can_be_set(db: &TestD
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
     let mut ids = Vec::new();
     for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
-        ids.push(queued(record_one(&store, delivery(SHOP, key, "orders/updated"), at(i as i64)).await).0);
+        ids.push(
+            queued(record_one(&store, delivery(SHOP, key, "orders/updated"), at(i as i64)).await).0,
+        );
     }
     record_one(&store, delivery(OTHER, "z", "orders/updated"), at(9)).await;
 
-    let listed: Vec<i64> = store.receipts(SHOP, 10).await.unwrap().iter().map(|r| r.id).collect();
+    let listed: Vec<i64> = store
+        .receipts(SHOP, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(listed, vec![ids[2], ids[1], ids[0]]);
-    let limited: Vec<i64> = store.receipts(SHOP, 2).await.unwrap().iter().map(|r| r.id).collect();
+    let limited: Vec<i64> = store
+        .receipts(SHOP, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(limited, vec![ids[2], ids[1]]);
 
-    store.set_receipt_status(ids[0], "done", at(20)).await.unwrap();
+    store
+        .set_receipt_status(ids[0], "done", at(20))
+        .await
+        .unwrap();
     let receipt = store.receipt(ids[0]).await.unwrap().unwrap();
     assert_eq!(receipt.status, "done");
-    assert_eq!(store.receipt(ids[1]).await.unwrap().unwrap().status, "queued");
+    assert_eq!(
+        store.receipt(ids[1]).await.unwrap().unwrap().status,
+        "queued"
+    );
     assert_eq!(store.receipt(i64::MAX).await.unwrap(), None);
 }
 
@@ -485,24 +837,57 @@ async fn claim_takes_the_oldest_due_job_first_and_never_a_future_one(db: &TestDb
     assert_eq!(store.next_job_due().await.unwrap(), None);
     assert_eq!(store.claim_job("w", at(90), at(0)).await.unwrap(), None);
 
-    let future = store.enqueue_job(&job(Some(SHOP), "sweep/a", at(60)), at(0)).await.unwrap();
-    let late = store.enqueue_job(&job(None, "sweep/b", at(-1)), at(0)).await.unwrap();
-    let early = store.enqueue_job(&job(Some(SHOP), "sweep/c", at(-5)), at(0)).await.unwrap();
+    let future = store
+        .enqueue_job(&job(Some(SHOP), "sweep/a", at(60)), at(0))
+        .await
+        .unwrap();
+    let late = store
+        .enqueue_job(&job(None, "sweep/b", at(-1)), at(0))
+        .await
+        .unwrap();
+    let early = store
+        .enqueue_job(&job(Some(SHOP), "sweep/c", at(-5)), at(0))
+        .await
+        .unwrap();
     assert_eq!(store.next_job_due().await.unwrap(), Some(at(-5)));
 
     let first = store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
     assert_eq!(first.id, early);
     assert_eq!(
-        (first.shop.as_deref(), first.kind.as_str(), first.payload.as_str()),
+        (
+            first.shop.as_deref(),
+            first.kind.as_str(),
+            first.payload.as_str()
+        ),
         (Some(SHOP), "sweep/c", r#"{"n":1}"#)
     );
-    assert_eq!((first.receipt_id, first.attempt, first.max_attempts, first.created_at), (None, 1, 5, at(0)));
+    assert_eq!(
+        (
+            first.receipt_id,
+            first.attempt,
+            first.max_attempts,
+            first.created_at
+        ),
+        (None, 1, 5, at(0))
+    );
     let second = store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
     assert_eq!((second.id, second.shop), (late, None));
-    assert_eq!(store.claim_job("w", at(90), at(0)).await.unwrap(), None, "the future job is not due");
+    assert_eq!(
+        store.claim_job("w", at(90), at(0)).await.unwrap(),
+        None,
+        "the future job is not due"
+    );
     assert_eq!(store.next_job_due().await.unwrap(), Some(at(60)));
 
-    assert_eq!(store.claim_job("w", at(150), at(60)).await.unwrap().unwrap().id, future);
+    assert_eq!(
+        store
+            .claim_job("w", at(150), at(60))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        future
+    );
     assert_eq!(store.next_job_due().await.unwrap(), None);
 }
 
@@ -510,7 +895,12 @@ async fn concurrent_claims_never_get_the_same_job(db: &TestDb) {
     let replicas = [db.store().await, db.store().await];
     let mut all = BTreeSet::new();
     for i in 0..40 {
-        all.insert(replicas[0].enqueue_job(&job(Some(SHOP), &format!("sweep/{i}"), at(0)), at(0)).await.unwrap());
+        all.insert(
+            replicas[0]
+                .enqueue_job(&job(Some(SHOP), &format!("sweep/{i}"), at(0)), at(0))
+                .await
+                .unwrap(),
+        );
     }
     let workers = (0..8).map(|w| {
         let store = replicas[w % 2].clone();
@@ -527,61 +917,154 @@ async fn concurrent_claims_never_get_the_same_job(db: &TestDb) {
     });
     let claimed: Vec<i64> = join_all(workers).await.into_iter().flatten().collect();
     let distinct: BTreeSet<i64> = claimed.iter().copied().collect();
-    assert_eq!(claimed.len(), distinct.len(), "a job was claimed twice: {claimed:?}");
+    assert_eq!(
+        claimed.len(),
+        distinct.len(),
+        "a job was claimed twice: {claimed:?}"
+    );
     assert_eq!(distinct, all, "every due job was claimed");
-    assert_eq!(replicas[1].job_counts().await.unwrap(), JobCounts { done: 40, ..JobCounts::default() });
+    assert_eq!(
+        replicas[1].job_counts().await.unwrap(),
+        JobCounts {
+            done: 40,
+            ..JobCounts::default()
+        }
+    );
 }
 
 async fn expired_lease_makes_a_running_job_claimable_again(db: &TestDb) {
     let store = db.store().await;
     let raw = db.raw().await;
-    let id = store.enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0)).await.unwrap();
+    let id = store
+        .enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0))
+        .await
+        .unwrap();
     let first = store.claim_job("w1", at(30), at(0)).await.unwrap().unwrap();
     assert_eq!((first.id, first.attempt), (id, 1));
-    assert_eq!(store.claim_job("w2", at(40), at(10)).await.unwrap(), None, "the lease is still held");
-    assert_eq!(store.job_counts().await.unwrap(), JobCounts { running: 1, ..JobCounts::default() });
+    assert_eq!(
+        store.claim_job("w2", at(40), at(10)).await.unwrap(),
+        None,
+        "the lease is still held"
+    );
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        JobCounts {
+            running: 1,
+            ..JobCounts::default()
+        }
+    );
 
-    let second = store.claim_job("w2", at(60), at(30)).await.unwrap().unwrap();
+    let second = store
+        .claim_job("w2", at(60), at(30))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((second.id, second.attempt), (id, 2));
-    assert_eq!(raw.text("jobs", "locked_by", id).await.as_deref(), Some("w2"));
+    assert_eq!(
+        raw.text("jobs", "locked_by", id).await.as_deref(),
+        Some("w2")
+    );
 
     // The first worker lost its lease: whatever it reports is refused.
     assert!(!store.complete_job(id, "w1", at(31)).await.unwrap());
-    assert!(!store.retry_job(id, "w1", at(100), "late", at(31)).await.unwrap());
+    assert!(!store
+        .retry_job(id, "w1", at(100), "late", at(31))
+        .await
+        .unwrap());
     assert!(!store.bury_job(id, "w1", "late", at(31)).await.unwrap());
-    assert_eq!(raw.text("jobs", "status", id).await.as_deref(), Some("running"));
+    assert_eq!(
+        raw.text("jobs", "status", id).await.as_deref(),
+        Some("running")
+    );
 
     assert!(store.complete_job(id, "w2", at(32)).await.unwrap());
-    assert!(!store.complete_job(id, "w2", at(33)).await.unwrap(), "a done job is not running");
-    assert_eq!(raw.text("jobs", "status", id).await.as_deref(), Some("done"));
-    assert_eq!(raw.int("jobs", "finished_at", id).await, Some(at(32).timestamp_millis()));
-    assert_eq!(store.claim_job("w3", at(10_000), at(5_000)).await.unwrap(), None, "done jobs never come back");
-    assert_eq!(store.job_counts().await.unwrap(), JobCounts { done: 1, ..JobCounts::default() });
+    assert!(
+        !store.complete_job(id, "w2", at(33)).await.unwrap(),
+        "a done job is not running"
+    );
+    assert_eq!(
+        raw.text("jobs", "status", id).await.as_deref(),
+        Some("done")
+    );
+    assert_eq!(
+        raw.int("jobs", "finished_at", id).await,
+        Some(at(32).timestamp_millis())
+    );
+    assert_eq!(
+        store.claim_job("w3", at(10_000), at(5_000)).await.unwrap(),
+        None,
+        "done jobs never come back"
+    );
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        JobCounts {
+            done: 1,
+            ..JobCounts::default()
+        }
+    );
     raw.close().await;
 }
 
 async fn retry_requeues_the_job_at_its_new_time_and_bury_makes_it_dead(db: &TestDb) {
     let store = db.store().await;
     let raw = db.raw().await;
-    let id = store.enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0)).await.unwrap();
+    let id = store
+        .enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0))
+        .await
+        .unwrap();
     store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
 
-    assert!(store.retry_job(id, "w", at(60), "Shopify answered 503", at(1)).await.unwrap());
-    assert_eq!(raw.text("jobs", "status", id).await.as_deref(), Some("queued"));
-    assert_eq!(raw.text("jobs", "last_error", id).await.as_deref(), Some("Shopify answered 503"));
+    assert!(store
+        .retry_job(id, "w", at(60), "Shopify answered 503", at(1))
+        .await
+        .unwrap());
+    assert_eq!(
+        raw.text("jobs", "status", id).await.as_deref(),
+        Some("queued")
+    );
+    assert_eq!(
+        raw.text("jobs", "last_error", id).await.as_deref(),
+        Some("Shopify answered 503")
+    );
     assert_eq!(raw.text("jobs", "locked_by", id).await, None);
     assert_eq!(store.next_job_due().await.unwrap(), Some(at(60)));
     assert_eq!(store.claim_job("w", at(150), at(59)).await.unwrap(), None);
 
-    let again = store.claim_job("w", at(150), at(60)).await.unwrap().unwrap();
+    let again = store
+        .claim_job("w", at(150), at(60))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.id, again.attempt), (id, 2));
-    assert!(!store.bury_job(id, "someone-else", "nope", at(61)).await.unwrap());
-    assert!(store.bury_job(id, "w", "payload does not match the topic", at(61)).await.unwrap());
-    assert_eq!(raw.text("jobs", "status", id).await.as_deref(), Some("dead"));
-    assert_eq!(raw.text("jobs", "last_error", id).await.as_deref(), Some("payload does not match the topic"));
+    assert!(!store
+        .bury_job(id, "someone-else", "nope", at(61))
+        .await
+        .unwrap());
+    assert!(store
+        .bury_job(id, "w", "payload does not match the topic", at(61))
+        .await
+        .unwrap());
+    assert_eq!(
+        raw.text("jobs", "status", id).await.as_deref(),
+        Some("dead")
+    );
+    assert_eq!(
+        raw.text("jobs", "last_error", id).await.as_deref(),
+        Some("payload does not match the topic")
+    );
     assert_eq!(raw.int("jobs", "attempts", id).await, Some(2));
-    assert_eq!(store.job_counts().await.unwrap(), JobCounts { dead: 1, ..JobCounts::default() });
-    assert_eq!(store.claim_job("w", at(10_000), at(5_000)).await.unwrap(), None, "dead jobs wait for a replay");
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        JobCounts {
+            dead: 1,
+            ..JobCounts::default()
+        }
+    );
+    assert_eq!(
+        store.claim_job("w", at(10_000), at(5_000)).await.unwrap(),
+        None,
+        "dead jobs wait for a replay"
+    );
     assert_eq!(store.next_job_due().await.unwrap(), None);
     raw.close().await;
 }
@@ -590,16 +1073,31 @@ async fn job_counts_tally_every_status(db: &TestDb) {
     let store = db.store().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
     for (i, due) in [-4, -3, -2, -1].into_iter().enumerate() {
-        store.enqueue_job(&job(None, &format!("sweep/{i}"), at(due)), at(0)).await.unwrap();
+        store
+            .enqueue_job(&job(None, &format!("sweep/{i}"), at(due)), at(0))
+            .await
+            .unwrap();
     }
     let done = store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
     assert!(store.complete_job(done.id, "w", at(1)).await.unwrap());
     let dead = store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
     assert!(store.bury_job(dead.id, "w", "bad", at(1)).await.unwrap());
     store.claim_job("w", at(90), at(0)).await.unwrap().unwrap();
-    store.enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(500)), at(0)).await.unwrap();
+    store
+        .enqueue_job(&job(Some(SHOP), "webhook/orders/updated", at(500)), at(0))
+        .await
+        .unwrap();
     assert!(store.uninstall_shop(SHOP, at(2), &[], at(2)).await.unwrap());
-    assert_eq!(store.job_counts().await.unwrap(), JobCounts { queued: 1, running: 1, done: 1, dead: 1, cancelled: 1 });
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        JobCounts {
+            queued: 1,
+            running: 1,
+            done: 1,
+            dead: 1,
+            cancelled: 1
+        }
+    );
 }
 
 /// Receipts and exports about customers 7 (ada@) and 8 (bob@) of SHOP, and about 7 of OTHER.
@@ -619,7 +1117,17 @@ async fn people(store: &DynStore) -> People {
     let ada = customer(Some(7), Some("ada@example.com"));
     let record = |shop: &'static str, key: &'static str, who: CustomerRef, secs: i64| {
         let store = store.clone();
-        async move { queued(record_one(&store, about(delivery(shop, key, "orders/updated"), who), at(secs)).await).0 }
+        async move {
+            queued(
+                record_one(
+                    &store,
+                    about(delivery(shop, key, "orders/updated"), who),
+                    at(secs),
+                )
+                .await,
+            )
+            .0
+        }
     };
     let by_id_and_email = record(SHOP, "1", ada.clone(), 1).await;
     let by_email_only = record(SHOP, "2", customer(None, Some("ada@example.com")), 2).await;
@@ -627,11 +1135,28 @@ async fn people(store: &DynStore) -> People {
     let someone_else = record(SHOP, "4", customer(Some(8), Some("bob@example.com")), 4).await;
     let other_shop = record(OTHER, "5", ada.clone(), 5).await;
     let report = serde_json::json!({"webhook_payloads": [{"key": "1"}], "customer": {"id": 7}});
-    let ada_export = store.save_data_export(SHOP, &ada, Some(99), &report, at(6)).await.unwrap();
+    let ada_export = store
+        .save_data_export(SHOP, &ada, Some(99), &report, at(6))
+        .await
+        .unwrap();
     let bob = customer(Some(8), Some("bob@example.com"));
-    let bob_export = store.save_data_export(SHOP, &bob, None, &serde_json::json!({}), at(7)).await.unwrap();
-    store.save_data_export(OTHER, &ada, None, &serde_json::json!({}), at(8)).await.unwrap();
-    People { by_id_and_email, by_email_only, by_id_only, someone_else, other_shop, ada_export, bob_export }
+    let bob_export = store
+        .save_data_export(SHOP, &bob, None, &serde_json::json!({}), at(7))
+        .await
+        .unwrap();
+    store
+        .save_data_export(OTHER, &ada, None, &serde_json::json!({}), at(8))
+        .await
+        .unwrap();
+    People {
+        by_id_and_email,
+        by_email_only,
+        by_id_only,
+        someone_else,
+        other_shop,
+        ada_export,
+        bob_export,
+    }
 }
 
 async fn customer_data_finds_receipts_by_id_or_email_and_the_customers_exports(db: &TestDb) {
@@ -664,11 +1189,24 @@ async fn customer_data_finds_receipts_by_id_or_email_and_the_customers_exports(d
         .map(|r| r.id)
         .collect();
     assert_eq!(by_email, vec![p.by_id_and_email, p.by_email_only]);
-    let nobody = store.customer_data(SHOP, &CustomerRef::default()).await.unwrap();
+    let nobody = store
+        .customer_data(SHOP, &CustomerRef::default())
+        .await
+        .unwrap();
     assert!(nobody.receipts.is_empty() && nobody.exports.is_empty());
 
-    let exports: Vec<i64> = store.data_exports(SHOP).await.unwrap().iter().map(|e| e.id).collect();
-    assert_eq!(exports, vec![p.bob_export, p.ada_export], "newest first, this shop only");
+    let exports: Vec<i64> = store
+        .data_exports(SHOP)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        exports,
+        vec![p.bob_export, p.ada_export],
+        "newest first, this shop only"
+    );
     let _ = (p.someone_else, p.other_shop);
 }
 
@@ -678,7 +1216,14 @@ async fn redact_customer_scrubs_payloads_and_deletes_exports(db: &TestDb) {
     let ada = customer(Some(7), Some("ada@example.com"));
 
     let counts = store.redact_customer(SHOP, &ada, at(100)).await.unwrap();
-    assert_eq!(counts, RedactCounts { receipts: 3, exports: 1, ..RedactCounts::default() });
+    assert_eq!(
+        counts,
+        RedactCounts {
+            receipts: 3,
+            exports: 1,
+            ..RedactCounts::default()
+        }
+    );
     for id in [p.by_id_and_email, p.by_email_only, p.by_id_only] {
         let r = store.receipt(id).await.unwrap().unwrap();
         assert_eq!(
@@ -688,16 +1233,35 @@ async fn redact_customer_scrubs_payloads_and_deletes_exports(db: &TestDb) {
         );
     }
     let bob = store.receipt(p.someone_else).await.unwrap().unwrap();
-    assert_eq!((bob.status.as_str(), bob.payload.is_some()), ("queued", true));
+    assert_eq!(
+        (bob.status.as_str(), bob.payload.is_some()),
+        ("queued", true)
+    );
     let elsewhere = store.receipt(p.other_shop).await.unwrap().unwrap();
-    assert_eq!((elsewhere.payload.is_some(), elsewhere.customer), (true, ada.clone()), "another shop's data stays");
+    assert_eq!(
+        (elsewhere.payload.is_some(), elsewhere.customer),
+        (true, ada.clone()),
+        "another shop's data stays"
+    );
 
-    let exports: Vec<i64> = store.data_exports(SHOP).await.unwrap().iter().map(|e| e.id).collect();
+    let exports: Vec<i64> = store
+        .data_exports(SHOP)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(exports, vec![p.bob_export]);
     assert_eq!(store.data_exports(OTHER).await.unwrap().len(), 1);
     let held = store.customer_data(SHOP, &ada).await.unwrap();
-    assert!(held.receipts.is_empty() && held.exports.is_empty(), "nothing about ada is left: {held:?}");
-    assert_eq!(store.redact_customer(SHOP, &ada, at(101)).await.unwrap(), RedactCounts::default());
+    assert!(
+        held.receipts.is_empty() && held.exports.is_empty(),
+        "nothing about ada is left: {held:?}"
+    );
+    assert_eq!(
+        store.redact_customer(SHOP, &ada, at(101)).await.unwrap(),
+        RedactCounts::default()
+    );
 }
 
 async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
@@ -708,32 +1272,76 @@ async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
     request.requires = ShopRequirement::Known;
     let (keep, keep_job) = queued(record_one(&store, request, at(9)).await);
     // A job of the shop without a receipt, and one that belongs to it only through its receipt.
-    store.enqueue_job(&job(Some(SHOP), "sweep/delays", at(0)), at(9)).await.unwrap();
+    store
+        .enqueue_job(&job(Some(SHOP), "sweep/delays", at(0)), at(9))
+        .await
+        .unwrap();
     let mut via_receipt = job(None, "replay", at(0));
     via_receipt.receipt_id = Some(p.someone_else);
     store.enqueue_job(&via_receipt, at(9)).await.unwrap();
     let other_before = raw.rows_of_shop(OTHER).await;
 
     let counts = store.redact_shop(SHOP, Some(keep)).await.unwrap();
-    assert_eq!(counts, RedactCounts { receipts: 4, exports: 2, jobs: 6, tokens: 1, shops: 1 });
+    assert_eq!(
+        counts,
+        RedactCounts {
+            receipts: 4,
+            exports: 2,
+            jobs: 6,
+            tokens: 1,
+            shops: 1
+        }
+    );
     assert_eq!(
         raw.rows_of_shop(SHOP).await,
-        vec![("shops", 0), ("shop_tokens", 0), ("receipts", 1), ("jobs", 1), ("data_exports", 0)]
+        vec![
+            ("shops", 0),
+            ("shop_tokens", 0),
+            ("receipts", 1),
+            ("jobs", 1),
+            ("data_exports", 0)
+        ]
     );
     assert_eq!(raw.rows_of_shop(OTHER).await, other_before);
     assert_eq!(store.shop(SHOP).await.unwrap(), None);
     assert_eq!(store.token(SHOP).await.unwrap(), None);
 
     let kept = store.receipt(keep).await.unwrap().unwrap();
-    assert_eq!((kept.topic.as_str(), kept.status.as_str()), ("shop/redact", "queued"));
-    assert_eq!((kept.payload, kept.customer), (None, CustomerRef::default()), "the proof holds no data");
-    assert_eq!(raw.int("jobs", "receipt_id", keep_job).await, Some(keep), "the redact job itself survives");
-    assert_eq!(raw.text("jobs", "status", keep_job).await.as_deref(), Some("queued"));
+    assert_eq!(
+        (kept.topic.as_str(), kept.status.as_str()),
+        ("shop/redact", "queued")
+    );
+    assert_eq!(
+        (kept.payload, kept.customer),
+        (None, CustomerRef::default()),
+        "the proof holds no data"
+    );
+    assert_eq!(
+        raw.int("jobs", "receipt_id", keep_job).await,
+        Some(keep),
+        "the redact job itself survives"
+    );
+    assert_eq!(
+        raw.text("jobs", "status", keep_job).await.as_deref(),
+        Some("queued")
+    );
 
     // Redacting again (a retried job) finds nothing more; without a receipt to keep, nothing stays.
-    assert_eq!(store.redact_shop(SHOP, Some(keep)).await.unwrap(), RedactCounts::default());
+    assert_eq!(
+        store.redact_shop(SHOP, Some(keep)).await.unwrap(),
+        RedactCounts::default()
+    );
     let counts = store.redact_shop(OTHER, None).await.unwrap();
-    assert_eq!(counts, RedactCounts { receipts: 1, exports: 1, jobs: 1, tokens: 1, shops: 1 });
+    assert_eq!(
+        counts,
+        RedactCounts {
+            receipts: 1,
+            exports: 1,
+            jobs: 1,
+            tokens: 1,
+            shops: 1
+        }
+    );
     assert!(raw.rows_of_shop(OTHER).await.iter().all(|(_, n)| *n == 0));
     raw.close().await;
 }
@@ -750,7 +1358,10 @@ async fn migrations_are_current_only_after_migrate(db: &TestDb) {
     store.migrate().await.unwrap();
     assert!(store.migrations_current().await.unwrap());
     store.migrate().await.unwrap();
-    assert!(store.migrations_current().await.unwrap(), "migrating twice is harmless");
+    assert!(
+        store.migrations_current().await.unwrap(),
+        "migrating twice is harmless"
+    );
     // A second store (another replica, a restart) sees the same state.
     assert!(db.connect().await.migrations_current().await.unwrap());
 }
@@ -762,7 +1373,12 @@ async fn sqlite_store_creates_its_directory_and_runs_in_wal_mode() {
     assert!(!std::path::Path::new(&path).exists());
     let _store = db.store().await;
     assert!(std::path::Path::new(&path).exists());
-    let crate::support::db::RawDb::Sqlite(pool) = db.raw().await else { unreachable!() };
-    let mode: String = sqlx::query_scalar("pragma journal_mode").fetch_one(&pool).await.unwrap();
+    let crate::support::db::RawDb::Sqlite(pool) = db.raw().await else {
+        unreachable!()
+    };
+    let mode: String = sqlx::query_scalar("pragma journal_mode")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
 }

@@ -32,8 +32,15 @@ fn raw(keel: &TestKeel, body: Vec<u8>, hmac: Option<String>) -> reqwest::Request
 
 async fn assert_nothing_stored(keel: &TestKeel) {
     let store = &keel.state.store;
-    assert!(store.receipts(SHOP, 100).await.unwrap().is_empty(), "no receipt may be stored");
-    assert_eq!(store.job_counts().await.unwrap(), JobCounts::default(), "no job may be queued");
+    assert!(
+        store.receipts(SHOP, 100).await.unwrap().is_empty(),
+        "no receipt may be stored"
+    );
+    assert_eq!(
+        store.job_counts().await.unwrap(),
+        JobCounts::default(),
+        "no job may be queued"
+    );
 }
 
 fn uninstalled(shop: &str) -> WebhookDelivery {

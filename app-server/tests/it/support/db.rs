@@ -39,8 +39,15 @@ impl TestDb {
     pub async fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("a temporary directory for the SQLite file");
         // A subdirectory that does not exist yet: connecting must create it, as for keel-data/.
-        let url = format!("sqlite://{}", dir.path().join("data").join("keel.db").display());
-        TestDb { backend: Backend::Sqlite, url, _dir: Some(dir) }
+        let url = format!(
+            "sqlite://{}",
+            dir.path().join("data").join("keel.db").display()
+        );
+        TestDb {
+            backend: Backend::Sqlite,
+            url,
+            _dir: Some(dir),
+        }
     }
 
     pub async fn postgres() -> TestDb {
@@ -51,9 +58,9 @@ impl TestDb {
             )
         });
         let name = format!("keel_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test cluster at KEEL_TEST_POSTGRES_URL: {e}"));
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("cannot reach the test cluster at KEEL_TEST_POSTGRES_URL: {e}")
+        });
         sqlx::query(&format!("create database {name}"))
             .execute(&mut admin)
             .await
@@ -61,7 +68,11 @@ impl TestDb {
         let _ = admin.close().await;
         let mut url = url::Url::parse(&admin_url).expect("KEEL_TEST_POSTGRES_URL is a URL");
         url.set_path(&format!("/{name}"));
-        TestDb { backend: Backend::Postgres, url: url.to_string(), _dir: None }
+        TestDb {
+            backend: Backend::Postgres,
+            url: url.to_string(),
+            _dir: None,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -81,17 +92,27 @@ impl TestDb {
 
     /// A new store on this database, connected but not migrated.
     pub async fn connect(&self) -> DynStore {
-        store::connect(&self.url, TEST_POOL_SIZE).await.expect("the store connects")
+        store::connect(&self.url, TEST_POOL_SIZE)
+            .await
+            .expect("the store connects")
     }
 
     /// A raw pool beside the store, for asserting on rows.
     pub async fn raw(&self) -> RawDb {
         match self.backend {
             Backend::Sqlite => RawDb::Sqlite(
-                SqlitePoolOptions::new().max_connections(1).connect(&self.url).await.expect("raw SQLite pool"),
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect(&self.url)
+                    .await
+                    .expect("raw SQLite pool"),
             ),
             Backend::Postgres => RawDb::Postgres(
-                PgPoolOptions::new().max_connections(1).connect(&self.url).await.expect("raw PostgreSQL pool"),
+                PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&self.url)
+                    .await
+                    .expect("raw PostgreSQL pool"),
             ),
         }
     }
@@ -131,7 +152,10 @@ impl RawDb {
                 )
                 .await,
             ),
-            ("data_exports", self.count("data_exports", "shop", shop).await),
+            (
+                "data_exports",
+                self.count("data_exports", "shop", shop).await,
+            ),
         ]
     }
 

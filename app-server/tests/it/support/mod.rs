@@ -41,7 +41,12 @@ impl TestKeel {
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestKeel {
         init_logs();
-        let sim = Sim::spawn(SimConfig { api_key: API_KEY.into(), api_secret: API_SECRET.into(), ..SimConfig::default() }).await;
+        let sim = Sim::spawn(SimConfig {
+            api_key: API_KEY.into(),
+            api_secret: API_SECRET.into(),
+            ..SimConfig::default()
+        })
+        .await;
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let origin = url::Url::parse(&sim.origin()).expect("sim origin");
@@ -53,7 +58,12 @@ impl TestKeel {
         let clock = ManualClock::starting_now();
         let state = AppState::with_store(config, Arc::new(clock.clone()), store).expect("state");
         let shutdown = CancellationToken::new();
-        tokio::spawn(keel::app::run(state.clone(), vec![listener], 0, shutdown.clone()));
+        tokio::spawn(keel::app::run(
+            state.clone(),
+            vec![listener],
+            0,
+            shutdown.clone(),
+        ));
         TestKeel {
             url: format!("http://{addr}"),
             state,
@@ -71,7 +81,9 @@ impl TestKeel {
 
     /// Run every due job now.
     pub async fn drain_jobs(&self) -> usize {
-        keel::jobs::run_until_idle(&self.state).await.expect("drain jobs")
+        keel::jobs::run_until_idle(&self.state)
+            .await
+            .expect("drain jobs")
     }
 
     pub fn session_token(&self, shop: &str) -> String {
@@ -102,9 +114,15 @@ impl TestKeel {
     /// Install the app on `shop` in the simulator and let Keel obtain its token, as the first
     /// open of the embedded app does.
     pub async fn install(&self, shop: &str) {
-        self.sim.install_shop(shop, ["read_customers", "write_customers"]);
+        self.sim
+            .install_shop(shop, ["read_customers", "write_customers"]);
         let response = self.get_shop(&self.session_token(shop)).await;
-        assert_eq!(response.status(), 200, "install of {shop}: {}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            200,
+            "install of {shop}: {}",
+            response.text().await.unwrap_or_default()
+        );
     }
 }
 

@@ -296,7 +296,11 @@ impl Tier {
                     "must be more than 0 and at most 100",
                 );
             }
-            check_message(&shipping.message, &format!("{path}.shipping.message"), problems);
+            check_message(
+                &shipping.message,
+                &format!("{path}.shipping.message"),
+                problems,
+            );
         }
         check_message(&self.message, &format!("{path}.message"), problems);
     }

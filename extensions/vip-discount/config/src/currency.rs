@@ -9,9 +9,9 @@ use crate::Decimal;
 
 /// Currencies without a minor unit (amounts are whole numbers), per Shopify's `money` data.
 const ZERO_DECIMALS: &[&str] = &[
-    "BIF", "BYR", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "MRU", "PYG", "RWF", "UGX",
-    "VND", "VUV", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XOF", "XPD", "XPF",
-    "XPT", "XTS",
+    "BIF", "BYR", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "MGA", "MRU", "PYG", "RWF",
+    "UGX", "VND", "VUV", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XOF", "XPD",
+    "XPF", "XPT", "XTS",
 ];
 
 /// Currencies with a thousandth minor unit.

@@ -60,7 +60,9 @@ impl Decimal {
             match byte {
                 b'0'..=b'9' => {
                     seen_digit = true;
-                    units = units.checked_mul(10)?.checked_add(i128::from(byte - b'0'))?;
+                    units = units
+                        .checked_mul(10)?
+                        .checked_add(i128::from(byte - b'0'))?;
                     if seen_point {
                         scale += 1;
                     }
@@ -180,7 +182,8 @@ impl Decimal {
     /// `units` expressed at a finer `scale` (never coarser: callers pass `scale >= self.scale`).
     fn units_at(self, scale: u8) -> Option<i128> {
         debug_assert!(scale >= self.scale);
-        self.units.checked_mul(pow10(u32::from(scale - self.scale))?)
+        self.units
+            .checked_mul(pow10(u32::from(scale - self.scale))?)
     }
 
     /// Integer part and the fraction scaled to 18 digits; both carry the value's sign, so
@@ -295,7 +298,9 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_plain_decimal() {
-        for text in ["", "-", ".", "1e5", "+1", " 1", "1 ", "1.2.3", "1,5", "NaN", "--1", "0x10"] {
+        for text in [
+            "", "-", ".", "1e5", "+1", " 1", "1 ", "1.2.3", "1,5", "NaN", "--1", "0x10",
+        ] {
             assert_eq!(Decimal::parse(text), None, "{text:?}");
         }
     }

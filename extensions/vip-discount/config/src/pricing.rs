@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn minimum_is_inclusive() {
         let gold = tier("10", Some("100"), None);
-        assert_eq!(gold.lines_value(d("99.99"), &USD), Err(NoDiscount::BelowMinimum));
+        assert_eq!(
+            gold.lines_value(d("99.99"), &USD),
+            Err(NoDiscount::BelowMinimum)
+        );
         assert_eq!(
             gold.lines_value(d("100.00"), &USD),
             Ok(DiscountValue::Percentage(d("10")))

@@ -7,7 +7,9 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
-use crate::{ConfigError, ConfigErrors, Decimal, ShippingBenefit, Tier, VipConfig, MAX_CONFIG_BYTES};
+use crate::{
+    ConfigError, ConfigErrors, Decimal, ShippingBenefit, Tier, VipConfig, MAX_CONFIG_BYTES,
+};
 
 impl VipConfig {
     /// The configuration as the JSON object stored in the discount's metafield.

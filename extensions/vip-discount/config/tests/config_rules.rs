@@ -84,7 +84,10 @@ fn every_problem_is_reported_with_its_path() {
 
 #[test]
 fn empty_or_non_object_configurations_are_refused() {
-    assert_eq!(parse(json!({})).unwrap_err(), ["tiers: at least one tier is required"]);
+    assert_eq!(
+        parse(json!({})).unwrap_err(),
+        ["tiers: at least one tier is required"]
+    );
     assert_eq!(
         parse(json!([1, 2])).unwrap_err(),
         ["the configuration must be a JSON object"]
@@ -124,7 +127,8 @@ fn value_rules_are_checked_once_the_shape_is_right() {
 
 #[test]
 fn a_shipping_only_tier_needs_no_percentage() {
-    let config = parse(json!({"tiers": [{"name": "Ship", "shipping": {"percentage": "100"}}]})).unwrap();
+    let config =
+        parse(json!({"tiers": [{"name": "Ship", "shipping": {"percentage": "100"}}]})).unwrap();
     let tier = &config.tiers[0];
     assert!(tier.percentage.is_zero());
     assert_eq!(
@@ -136,7 +140,8 @@ fn a_shipping_only_tier_needs_no_percentage() {
 #[test]
 fn tag_lists_respect_shopifys_variable_limit() {
     let tags: Vec<String> = (0..101).map(|i| format!("tag-{i}")).collect();
-    let errors = parse(json!({"vipTags": tags, "tiers": [{"name": "A", "percentage": "1"}]})).unwrap_err();
+    let errors =
+        parse(json!({"vipTags": tags, "tiers": [{"name": "A", "percentage": "1"}]})).unwrap_err();
     assert_eq!(
         errors,
         ["vipTags: at most 100 tags (Shopify's limit for a list variable)"]
@@ -162,15 +167,30 @@ fn the_metafield_value_must_fit_what_shopify_passes_to_functions() {
 fn buyers_get_their_metafield_tier_else_the_tag_tier() {
     let config = parse(gold_and_silver()).unwrap();
     let name = |tier: Option<&vip_config::Tier>| tier.map(|t| t.name.clone());
-    assert_eq!(name(config.tier_for_buyer(Some("Gold"), false)), Some("Gold".into()));
-    assert_eq!(name(config.tier_for_buyer(Some("gold "), true)), Some("Gold".into()));
-    assert_eq!(name(config.tier_for_buyer(None, true)), Some("Silver".into()));
+    assert_eq!(
+        name(config.tier_for_buyer(Some("Gold"), false)),
+        Some("Gold".into())
+    );
+    assert_eq!(
+        name(config.tier_for_buyer(Some("gold "), true)),
+        Some("Gold".into())
+    );
+    assert_eq!(
+        name(config.tier_for_buyer(None, true)),
+        Some("Silver".into())
+    );
     // A tier that no longer exists falls back to the tags, then to nothing.
-    assert_eq!(name(config.tier_for_buyer(Some("Diamond"), true)), Some("Silver".into()));
+    assert_eq!(
+        name(config.tier_for_buyer(Some("Diamond"), true)),
+        Some("Silver".into())
+    );
     assert_eq!(name(config.tier_for_buyer(Some("Diamond"), false)), None);
     assert_eq!(name(config.tier_for_buyer(None, false)), None);
 
     let mut no_tag_tier = config.clone();
     no_tag_tier.tag_tier = None;
-    assert_eq!(name(no_tag_tier.tier_for_buyer(None, true)), Some("Gold".into()));
+    assert_eq!(
+        name(no_tag_tier.tier_for_buyer(None, true)),
+        Some("Gold".into())
+    );
 }

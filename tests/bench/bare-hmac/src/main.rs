@@ -13,14 +13,22 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().ok_or("usage: bench-bare-hmac PORT SECRET")?.parse()?;
-    let secret: Arc<str> = args.next().ok_or("usage: bench-bare-hmac PORT SECRET")?.into();
+    let port: u16 = args
+        .next()
+        .ok_or("usage: bench-bare-hmac PORT SECRET")?
+        .parse()?;
+    let secret: Arc<str> = args
+        .next()
+        .ok_or("usage: bench-bare-hmac PORT SECRET")?
+        .into();
     let app = Router::new().route(
         "/webhooks",
         post(move |headers: HeaderMap, body: Bytes| {
             let secret = secret.clone();
             async move {
-                let sig = headers.get("x-shopify-hmac-sha256").and_then(|v| v.to_str().ok());
+                let sig = headers
+                    .get("x-shopify-hmac-sha256")
+                    .and_then(|v| v.to_str().ok());
                 if body_signature_valid(&[secret.as_bytes()], &body, sig) {
                     StatusCode::OK
                 } else {
