@@ -13,7 +13,7 @@
 
 use crate::clock::DynClock;
 use crate::secrets::{Cipher, SecretsError};
-use crate::shopify::admin::{self, AdminError};
+use crate::shopify::admin::{Token, TokenError, TokenSource};
 use crate::shopify::oauth::{self, AppCredentials, OAuthError, OfflineToken};
 use crate::shopify::session_token::SessionToken;
 use crate::shopify::{Endpoint, ShopDomain};
@@ -42,8 +42,6 @@ pub enum AccessError {
     RefreshBusy,
     #[error(transparent)]
     OAuth(OAuthError),
-    #[error(transparent)]
-    Admin(AdminError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -296,30 +294,53 @@ impl Access {
             }
         }
     }
+}
 
-    /// One Admin GraphQL call with the shop's token: refreshed before use if expiring, refreshed
-    /// once and retried on a 401; a second 401 marks the shop as needing re-authorisation.
-    pub async fn admin_graphql(
+/// The Admin client's view of tokens.
+#[async_trait::async_trait]
+impl TokenSource for Access {
+    async fn token(&self, shop: &ShopDomain) -> Result<Token, TokenError> {
+        let t = self.access_token(shop).await.map_err(token_error)?;
+        Ok(Token {
+            value: t.token,
+            version: t.version,
+        })
+    }
+
+    async fn refresh_after_unauthorized(
         &self,
         shop: &ShopDomain,
-        query: &str,
-        variables: serde_json::Value,
-    ) -> Result<serde_json::Value, AccessError> {
-        let token = self.access_token(shop).await?;
-        match admin::graphql(&self.endpoint, shop, &token.token, query, variables.clone()).await {
-            Err(AdminError::Unauthorized) => {}
-            other => return other.map_err(AccessError::Admin),
+        used: &Token,
+    ) -> Result<Token, TokenError> {
+        let used = AccessToken {
+            token: used.value.clone(),
+            version: used.version,
+        };
+        let t = Access::refresh_after_unauthorized(self, shop, &used)
+            .await
+            .map_err(token_error)?;
+        Ok(Token {
+            value: t.token,
+            version: t.version,
+        })
+    }
+
+    async fn needs_reauthorization(&self, shop: &ShopDomain) {
+        tracing::warn!(shop = %shop, "Shopify refused a freshly refreshed token; shop needs re-authorisation");
+        if let Err(e) = self
+            .store
+            .mark_needs_reauth(shop.as_str(), self.clock.now())
+            .await
+        {
+            tracing::error!(shop = %shop, error = %crate::jobs::error_chain(&e), "could not mark the shop for re-authorisation");
         }
-        let token = self.refresh_after_unauthorized(shop, &token).await?;
-        match admin::graphql(&self.endpoint, shop, &token.token, query, variables).await {
-            Err(AdminError::Unauthorized) => {
-                self.store
-                    .mark_needs_reauth(shop.as_str(), self.clock.now())
-                    .await?;
-                tracing::warn!(shop = %shop, "Shopify refused a freshly refreshed token; shop needs re-authorisation");
-                Err(AccessError::NeedsReauth)
-            }
-            other => other.map_err(AccessError::Admin),
-        }
+    }
+}
+
+fn token_error(e: AccessError) -> TokenError {
+    match e {
+        AccessError::NotInstalled => TokenError::NotInstalled,
+        AccessError::NeedsReauth => TokenError::NeedsReauthorization,
+        other => TokenError::Unavailable(crate::jobs::error_chain(&other)),
     }
 }

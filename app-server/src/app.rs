@@ -6,6 +6,7 @@ use crate::clock::{DynClock, SystemClock};
 use crate::config::{Config, EncryptionKey, ShopifyOrigin};
 use crate::jobs::{self, Intake};
 use crate::secrets::{self, Cipher, SecretsError};
+use crate::shopify::admin::{AdminClient, RetryPolicy};
 use crate::shopify::domain::DomainPolicy;
 use crate::shopify::oauth::AppCredentials;
 use crate::shopify::Endpoint;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub store: DynStore,
     pub clock: DynClock,
     pub access: Arc<Access>,
+    /// The one way to call Shopify's Admin API (throttled, retried, tokens from `access`).
+    pub admin: Arc<AdminClient>,
     pub intake: Intake,
     /// Notified when new jobs are committed, so idle workers wake at once.
     pub jobs_ready: Arc<Notify>,
@@ -87,9 +90,14 @@ impl AppState {
         let access = Arc::new(Access::new(
             store.clone(),
             Cipher::new(&key),
-            endpoint,
+            endpoint.clone(),
             creds,
             clock.clone(),
+        ));
+        let admin = Arc::new(AdminClient::new(
+            endpoint,
+            access.clone(),
+            RetryPolicy::default(),
         ));
         let jobs_ready = Arc::new(Notify::new());
         let intake = Intake::spawn(store.clone(), clock.clone(), jobs_ready.clone());
@@ -98,6 +106,7 @@ impl AppState {
             store,
             clock,
             access,
+            admin,
             intake,
             jobs_ready,
             domain_policy,

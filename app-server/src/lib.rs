@@ -8,6 +8,8 @@
 pub mod access;
 /// The application state shared by handlers and workers.
 pub mod app;
+/// Exponential backoff with jitter, shared by job retries and Shopify calls.
+pub mod backoff;
 /// The `keel` subcommands (`serve`, `migrate`, `rotate-key`), one file each.
 pub mod cli;
 /// Time as the app sees it; tests move it by hand.

@@ -4,7 +4,6 @@
 //! Contract: a job may run more than once (a worker can die after the effect and before
 //! `complete_job`), so every handler is idempotent. A job whose lease expires is claimed again.
 
-pub mod backoff;
 pub mod intake;
 pub mod webhook;
 pub mod worker;

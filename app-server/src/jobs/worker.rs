@@ -2,8 +2,9 @@
 //! retry (with backoff) or bury it. A worker that dies leaves its lease to expire, after which
 //! another worker claims the job again; handlers are idempotent so that is safe.
 
-use super::{backoff, webhook, JobError};
+use super::{webhook, JobError};
 use crate::app::AppState;
+use crate::backoff;
 use crate::store::{Job, StoreError};
 use chrono::Duration;
 use std::time::Duration as StdDuration;

@@ -8,6 +8,7 @@ pub const API_VERSION: &str = "2026-10";
 pub mod admin;
 pub mod domain;
 pub mod endpoint;
+pub mod gid;
 pub mod hmac;
 pub mod oauth;
 pub mod session_token;
@@ -15,3 +16,4 @@ pub mod webhooks;
 
 pub use domain::ShopDomain;
 pub use endpoint::Endpoint;
+pub use gid::Gid;

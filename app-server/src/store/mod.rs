@@ -7,6 +7,7 @@
 //! Every multi-row write happens in one transaction.
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;

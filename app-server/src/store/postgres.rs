@@ -10,13 +10,18 @@
 //! batch inserting in key order, so batches never deadlock). Writes that touch a shop's row and
 //! its token lock the `shops` row first, so they queue rather than deadlock.
 
+use super::rows::{
+    admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
+    ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS, RECEIPT_COLUMNS,
+    TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+};
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
-    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, ShopRequirement, Store, StoreError,
-    Timestamp, TokenRecord, WebhookRecorded,
+    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp,
+    TokenRecord, WebhookRecorded,
 };
 use async_trait::async_trait;
-use chrono::DateTime;
+use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
@@ -31,10 +36,6 @@ const MIN_SERVER_VERSION: i32 = 130_000;
 /// How long a caller waits for a pooled connection before the store answers `Unavailable`
 /// (a 503 that Shopify and Flow retry).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts a webhook's job gets before it is buried for an operator to replay. With the
-/// backoff in `jobs::backoff` (2 s doubling, capped at an hour) this spans about four hours.
-/// Keep equal to the SQLite backend's.
-const WEBHOOK_JOB_MAX_ATTEMPTS: i32 = 15;
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -80,191 +81,30 @@ impl PostgresStore {
 /// "try again" answers are `Unavailable`: serialization failures and deadlocks (class 40),
 /// lost connections (08), too many connections (53300) and shutdowns (57P01-57P03).
 fn db_error(e: sqlx::Error) -> StoreError {
-    match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(e),
-        sqlx::Error::Database(d) if d.code().is_some_and(|c| is_transient(&c)) => {
-            StoreError::Unavailable(e)
-        }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
-        _ => StoreError::Database(e),
-    }
+    store_error(e, is_transient)
 }
 
-fn is_transient(sqlstate: &str) -> bool {
-    sqlstate.starts_with("40")
-        || sqlstate.starts_with("08")
-        || matches!(sqlstate, "53300" | "57P01" | "57P02" | "57P03")
+fn is_transient(d: &dyn DatabaseError) -> bool {
+    d.code().is_some_and(|sqlstate| {
+        sqlstate.starts_with("40")
+            || sqlstate.starts_with("08")
+            || matches!(&*sqlstate, "53300" | "57P01" | "57P02" | "57P03")
+    })
 }
 
-fn millis(t: Timestamp) -> i64 {
-    t.timestamp_millis()
-}
-
-fn time(ms: i64) -> Result<Timestamp, StoreError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Corrupt(format!("time of {ms} ms is out of range")))
-}
-
-fn opt_time(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
-    ms.map(time).transpose()
-}
-
-#[derive(sqlx::FromRow)]
-struct ShopRow {
-    domain: String,
-    installed: bool,
-    scopes: String,
-    installed_at: Option<i64>,
-    uninstalled_at: Option<i64>,
-    needs_reauth: bool,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl ShopRow {
-    fn into_shop(self) -> Result<Shop, StoreError> {
-        Ok(Shop {
-            domain: self.domain,
-            installed: self.installed,
-            scopes: self.scopes,
-            installed_at: opt_time(self.installed_at)?,
-            uninstalled_at: opt_time(self.uninstalled_at)?,
-            needs_reauth: self.needs_reauth,
-            created_at: time(self.created_at)?,
-            updated_at: time(self.updated_at)?,
-        })
-    }
-}
-
-const TOKEN_COLUMNS: &str =
-    "access_token, access_expires_at, refresh_token, refresh_expires_at, scope, version, updated_at";
-
-#[derive(sqlx::FromRow)]
-struct TokenRow {
-    access_token: Vec<u8>,
-    access_expires_at: Option<i64>,
-    refresh_token: Option<Vec<u8>>,
-    refresh_expires_at: Option<i64>,
-    scope: String,
-    version: i64,
-    updated_at: i64,
-}
-
-impl TokenRow {
-    fn into_record(self) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            token: NewToken {
-                access_token: self.access_token,
-                access_expires_at: opt_time(self.access_expires_at)?,
-                refresh_token: self.refresh_token,
-                refresh_expires_at: opt_time(self.refresh_expires_at)?,
-                scope: self.scope,
-            },
-            version: self.version,
-            updated_at: time(self.updated_at)?,
-        })
-    }
-}
-
-const RECEIPT_COLUMNS: &str =
-    "id, shop, source, topic, dedupe_key, status, payload, customer_id, customer_email, triggered_at, received_at";
-
-#[derive(sqlx::FromRow)]
-struct ReceiptRow {
-    id: i64,
-    shop: String,
-    source: String,
-    topic: String,
-    dedupe_key: String,
-    status: String,
-    payload: Option<String>,
-    customer_id: Option<i64>,
-    customer_email: Option<String>,
-    triggered_at: Option<String>,
-    received_at: i64,
-}
-
-impl ReceiptRow {
-    fn into_receipt(self) -> Result<Receipt, StoreError> {
-        Ok(Receipt {
-            id: self.id,
-            shop: self.shop,
-            source: self.source,
-            topic: self.topic,
-            dedupe_key: self.dedupe_key,
-            status: self.status,
-            payload: self.payload,
-            customer: CustomerRef {
-                id: self.customer_id,
-                email: self.customer_email,
-            },
-            triggered_at: self.triggered_at,
-            received_at: time(self.received_at)?,
-        })
-    }
-}
-
-const JOB_COLUMNS: &str = "id, shop, kind, payload, receipt_id, attempts, max_attempts, created_at";
-
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    id: i64,
-    shop: Option<String>,
-    kind: String,
-    payload: String,
-    receipt_id: Option<i64>,
-    attempts: i32,
-    max_attempts: i32,
-    created_at: i64,
-}
-
-impl JobRow {
-    fn into_job(self) -> Result<Job, StoreError> {
-        Ok(Job {
-            id: self.id,
-            shop: self.shop,
-            kind: self.kind,
-            payload: self.payload,
-            receipt_id: self.receipt_id,
-            attempt: self.attempts,
-            max_attempts: self.max_attempts,
-            created_at: time(self.created_at)?,
-        })
-    }
-}
-
-const EXPORT_COLUMNS: &str =
-    "id, shop, customer_id, customer_email, data_request_id, report, created_at";
-
-#[derive(sqlx::FromRow)]
-struct ExportRow {
-    id: i64,
-    shop: String,
-    customer_id: Option<i64>,
-    customer_email: Option<String>,
-    data_request_id: Option<i64>,
-    report: Json<serde_json::Value>,
-    created_at: i64,
-}
-
-impl ExportRow {
-    fn into_export(self) -> Result<DataExport, StoreError> {
-        Ok(DataExport {
-            id: self.id,
-            shop: self.shop,
-            customer: CustomerRef {
-                id: self.customer_id,
-                email: self.customer_email,
-            },
-            data_request_id: self.data_request_id,
-            report: self.report.0,
-            created_at: time(self.created_at)?,
-        })
-    }
+/// Run `sql`, a delete of one shop's rows (the shop is `$1`), in the caller's transaction;
+/// answers how many rows went.
+async fn delete_shop_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: &str,
+    shop: &str,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(sql)
+        .bind(shop)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(done.rows_affected())
 }
 
 /// Which receipts and exports are about a customer: the same id or the same (lowercased) email.
@@ -507,11 +347,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-        sqlx::query("delete from shop_tokens where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        delete_shop_rows(&mut tx, "delete from shop_tokens where shop = $1", shop).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -556,11 +392,7 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("delete from shop_tokens where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        delete_shop_rows(&mut tx, "delete from shop_tokens where shop = $1", shop).await?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = $2, updated_at = $2
              where shop = $1 and status = 'queued' and kind <> all($3)",
@@ -605,15 +437,7 @@ impl Store for PostgresStore {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_error)?;
-            let ignored = match (installed, w.requires) {
-                (None, _) => Some(IgnoreReason::UnknownShop),
-                (Some(false), ShopRequirement::Installed) => Some(IgnoreReason::ShopUninstalled),
-                (Some(_), _) => None,
-            };
-            let (status, payload, customer) = match ignored {
-                Some(_) => ("ignored", None, &CustomerRef::default()),
-                None => ("queued", Some(w.payload.as_str()), &w.customer),
-            };
+            let admission = admit(w, installed);
             let inserted: Option<i64> = sqlx::query_scalar(
                 "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
                                        status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at)
@@ -628,16 +452,16 @@ impl Store for PostgresStore {
             .bind(&w.event_id)
             .bind(&w.api_version)
             .bind(&w.triggered_at)
-            .bind(status)
-            .bind(ignored.map(IgnoreReason::as_str))
-            .bind(payload)
-            .bind(customer.id)
-            .bind(&customer.email)
+            .bind(admission.status)
+            .bind(admission.ignored.map(IgnoreReason::as_str))
+            .bind(admission.payload)
+            .bind(admission.customer.id)
+            .bind(&admission.customer.email)
             .bind(now)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            outcomes[i] = Some(match (inserted, ignored) {
+            outcomes[i] = Some(match (inserted, admission.ignored) {
                 (None, _) => {
                     let receipt_id: i64 = sqlx::query_scalar(
                         "select id from receipts where shop = $1 and dedupe_key = $2",
@@ -895,16 +719,7 @@ impl Store for PostgresStore {
         .await
         .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        Ok(CustomerData {
-            receipts: receipts
-                .into_iter()
-                .map(ReceiptRow::into_receipt)
-                .collect::<Result<_, _>>()?,
-            exports: exports
-                .into_iter()
-                .map(ExportRow::into_export)
-                .collect::<Result<_, _>>()?,
-        })
+        into_customer_data(receipts, exports)
     }
 
     #[tracing::instrument(skip_all)]
@@ -1004,16 +819,10 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let exports = sqlx::query("delete from data_exports where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let tokens = sqlx::query("delete from shop_tokens where shop = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let exports =
+            delete_shop_rows(&mut tx, "delete from data_exports where shop = $1", shop).await?;
+        let tokens =
+            delete_shop_rows(&mut tx, "delete from shop_tokens where shop = $1", shop).await?;
         let receipts = sqlx::query(
             "delete from receipts where shop = $1 and ($2::bigint is null or id <> $2)",
         )
@@ -1032,50 +841,14 @@ impl Store for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        let shops = sqlx::query("delete from shops where domain = $1")
-            .bind(shop)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        let shops = delete_shop_rows(&mut tx, "delete from shops where domain = $1", shop).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(RedactCounts {
             receipts: receipts.rows_affected(),
-            exports: exports.rows_affected(),
+            exports,
             jobs: jobs.rows_affected(),
-            tokens: tokens.rows_affected(),
-            shops: shops.rows_affected(),
+            tokens,
+            shops,
         })
     }
-}
-
-/// Every migration the binary knows is applied with the same checksum, and none failed.
-fn migrations_match(migrator: &Migrator, applied: &[(i64, Vec<u8>, bool)]) -> bool {
-    applied.iter().all(|(_, _, success)| *success)
-        && migrator
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .all(|m| {
-                applied.iter().any(|(version, checksum, _)| {
-                    *version == m.version && checksum.as_slice() == &*m.checksum
-                })
-            })
-}
-
-fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreError> {
-    let mut counts = JobCounts::default();
-    for (status, n) in rows {
-        match status.as_str() {
-            "queued" => counts.queued = n,
-            "running" => counts.running = n,
-            "done" => counts.done = n,
-            "dead" => counts.dead = n,
-            "cancelled" => counts.cancelled = n,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "job status {other:?} is unknown"
-                )))
-            }
-        }
-    }
-    Ok(counts)
 }

@@ -103,7 +103,7 @@ impl From<AccessError> for ApiError {
             ),
             AccessError::OAuth(ref o) if o.is_transient() => ApiError::unavailable("Shopify token endpoint unavailable", &e),
             AccessError::Store(s) => s.into(),
-            AccessError::OAuth(OAuthError::Refused { .. }) | AccessError::OAuth(_) | AccessError::Admin(_) | AccessError::Secrets(_) => {
+            AccessError::OAuth(OAuthError::Refused { .. }) | AccessError::OAuth(_) | AccessError::Secrets(_) => {
                 ApiError::internal("access failure", &e)
             }
         }

@@ -169,13 +169,8 @@ on_both_backends! {
         let keel = TestKeel::spawn(backend).await;
         keel.install(SHOP).await;
         keel.sim.expire_access_tokens(SHOP);
-        let data = keel
-            .state
-            .access
-            .admin_graphql(&shop(), "{ shop { name myshopifyDomain } }", serde_json::json!({}))
-            .await
-            .unwrap();
-        assert_eq!(data["shop"]["myshopifyDomain"], SHOP);
+        let info = keel.state.admin.shop_info(&shop()).await.unwrap();
+        assert_eq!(info.myshopify_domain, SHOP);
         assert_eq!(keel.sim.token_calls(SHOP).refreshes, 1);
     }
 

@@ -223,4 +223,16 @@ on_both_backends! {
         assert!(shop.installed, "a stale uninstall must not undo the reinstall");
         assert!(keel.state.store.token(SHOP).await.unwrap().is_some());
     }
+
+    async fn scopes_update_stores_the_scopes_the_merchant_granted_now(backend: Backend) {
+        let keel = TestKeel::spawn(backend).await;
+        keel.install(SHOP).await;
+        let d = WebhookDelivery::app_scopes_update(SHOP, &["read_customers", "write_customers"], &["read_customers", "read_orders"]);
+        assert_eq!(keel.sim.send_webhook(&keel.webhook_url(), d).await[0].status, Some(200));
+        keel.drain_jobs().await;
+        assert_eq!(keel.state.store.shop(SHOP).await.unwrap().unwrap().scopes, "read_customers,read_orders");
+        let r = keel.get_shop(&keel.session_token(SHOP)).await;
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["scopes"], serde_json::json!(["read_customers", "read_orders"]));
+    }
 }

@@ -49,7 +49,7 @@ impl TestKeel {
         .await;
         let db = TestDb::new(backend).await;
         let store = db.store().await;
-        let origin = url::Url::parse(&sim.origin()).expect("sim origin");
+        let origin = url::Url::parse(sim.origin()).expect("sim origin");
         let mut config = Config::for_local(API_KEY, API_SECRET, db.url(), Some(origin));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
