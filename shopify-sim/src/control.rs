@@ -16,6 +16,16 @@
 //! | `GET /_sim/session-token?shop=…` | + any [`crate::SessionTokenOptions`] field | `{"token": …}` |
 //! | `POST /_sim/webhooks` | see [`WebhookRequest`] | `{"results": [DeliveryResult…]}` |
 //! | `GET /_sim/log` | | `[LogEntry…]` |
+//! | `POST /_sim/shops/{shop}/seed` | [`crate::Seed`] | [`crate::SeedSummary`] |
+//! | `GET /_sim/shops/{shop}/data` | | `{customers, orders, products, locations, inventory_levels, discounts, metafields}` |
+//! | `GET /_sim/shops/{shop}/metafields?owner=GID` | | `[Metafield…]` |
+//! | `GET /_sim/shops/{shop}/mutations` | | `[MutationRecord…]` |
+//! | `GET /_sim/shops/{shop}/flow-triggers` | | `[FlowTriggerRecord…]` |
+//! | `GET /_sim/shops/{shop}/throttle` | | `{plan, maximumAvailable, currentlyAvailable, restoreRate, refusals}` |
+//! | `PUT /_sim/shops/{shop}/throttle` | [`crate::ThrottleConfig`] | as `GET` |
+//! | `GET /_sim/shops/{shop}/faults` | | [`crate::Faults`] |
+//! | `PUT /_sim/shops/{shop}/faults` | [`crate::Faults`] | [`crate::Faults`] |
+//! | `DELETE /_sim/shops/{shop}/faults` | | `{}` (faults cleared) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +40,12 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::admin::bucket::{Bucket, ThrottleConfig};
+use crate::data::{FlowTriggerRecord, Metafield, MutationRecord};
 use crate::error::SimError;
+use crate::faults::{FaultState, Faults};
 use crate::oauth::AccessTokenResponse;
+use crate::seed::{self, Seed, SeedSummary};
 use crate::session_token::{self, SessionTokenOptions};
 use crate::state::{LogEntry, ShopInfo, TokenCalls};
 use crate::webhooks::{self, payloads, WebhookDelivery, SHOPIFY_WEBHOOK_TIMEOUT};
@@ -58,6 +72,147 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/session-token", get(session_token))
         .route("/_sim/webhooks", post(send_webhook))
         .route("/_sim/log", get(log))
+        .route("/_sim/shops/{shop}/seed", post(seed))
+        .route("/_sim/shops/{shop}/data", get(shop_data))
+        .route("/_sim/shops/{shop}/metafields", get(metafields))
+        .route("/_sim/shops/{shop}/mutations", get(mutations))
+        .route("/_sim/shops/{shop}/flow-triggers", get(flow_triggers))
+        .route(
+            "/_sim/shops/{shop}/throttle",
+            get(throttle).put(set_throttle),
+        )
+        .route(
+            "/_sim/shops/{shop}/faults",
+            get(faults).put(set_faults).delete(clear_faults),
+        )
+}
+
+/// Merges a seed into a shop's data (used by [`crate::Sim::seed`] and `--seed` too).
+pub(crate) fn seed_shop(shared: &Shared, shop: &str, seed: Seed) -> SeedSummary {
+    let shop_gid = crate::data::gid("Shop", crate::state::shop_id_for(shop));
+    let mut state = shared.state();
+    seed::apply(
+        &mut state.admin(shop).data,
+        seed,
+        &shop_gid,
+        &shared.config.api_key,
+        Utc::now(),
+    )
+}
+
+async fn seed(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+    body: Bytes,
+) -> Result<Json<SeedSummary>, SimError> {
+    let seed: Seed = parse(&body)?;
+    Ok(Json(seed_shop(&shared, &shop, seed)))
+}
+
+async fn shop_data(State(shared): State<Arc<Shared>>, Path(shop): Path<String>) -> Json<Value> {
+    let state = shared.state();
+    let Some(admin) = state.admin_ref(&shop) else {
+        return Json(json!({}));
+    };
+    let d = &admin.data;
+    Json(json!({
+        "currency": d.currency,
+        "customers": d.customers.values().collect::<Vec<_>>(),
+        "orders": d.orders.values().collect::<Vec<_>>(),
+        "products": d.products.values().collect::<Vec<_>>(),
+        "locations": d.locations.values().collect::<Vec<_>>(),
+        "inventory_levels": d.inventory.values().collect::<Vec<_>>(),
+        "discounts": d.discounts.values().collect::<Vec<_>>(),
+        "metafields": d.metafields.values().collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct OwnerParam {
+    owner: String,
+}
+
+async fn metafields(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+    owner: Result<Query<OwnerParam>, QueryRejection>,
+) -> Result<Json<Vec<Metafield>>, SimError> {
+    let Query(OwnerParam { owner }) =
+        owner.map_err(|e| SimError::BadControlRequest(e.body_text()))?;
+    let state = shared.state();
+    Ok(Json(state.admin_ref(&shop).map_or_else(Vec::new, |a| {
+        a.data.metafields_of(&owner).into_iter().cloned().collect()
+    })))
+}
+
+async fn mutations(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+) -> Json<Vec<MutationRecord>> {
+    let state = shared.state();
+    Json(
+        state
+            .admin_ref(&shop)
+            .map_or_else(Vec::new, |a| a.data.mutation_log.clone()),
+    )
+}
+
+async fn flow_triggers(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+) -> Json<Vec<FlowTriggerRecord>> {
+    let state = shared.state();
+    Json(
+        state
+            .admin_ref(&shop)
+            .map_or_else(Vec::new, |a| a.data.flow_triggers.clone()),
+    )
+}
+
+fn throttle_json(shared: &Shared, shop: &str) -> Value {
+    let mut state = shared.state();
+    let admin = state.admin(shop);
+    let status = admin.bucket.status(tokio::time::Instant::now());
+    json!({
+        "plan": admin.bucket.plan,
+        "maximumAvailable": status.maximum_available,
+        "currentlyAvailable": status.currently_available,
+        "restoreRate": status.restore_rate,
+        "refusals": admin.throttled,
+    })
+}
+
+async fn throttle(State(shared): State<Arc<Shared>>, Path(shop): Path<String>) -> Json<Value> {
+    Json(throttle_json(&shared, &shop))
+}
+
+async fn set_throttle(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, SimError> {
+    let config: ThrottleConfig = parse_optional(&body)?;
+    shared.state().admin(&shop).bucket = Bucket::new(config, tokio::time::Instant::now());
+    Ok(Json(throttle_json(&shared, &shop)))
+}
+
+async fn faults(State(shared): State<Arc<Shared>>, Path(shop): Path<String>) -> Json<Faults> {
+    Json(shared.state().admin(&shop).faults.faults.clone())
+}
+
+async fn set_faults(
+    State(shared): State<Arc<Shared>>,
+    Path(shop): Path<String>,
+    body: Bytes,
+) -> Result<Json<Faults>, SimError> {
+    let faults: Faults = parse_optional(&body)?;
+    shared.state().admin(&shop).faults = FaultState::new(faults.clone());
+    Ok(Json(faults))
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>, Path(shop): Path<String>) -> Json<Value> {
+    shared.state().admin(&shop).faults = FaultState::default();
+    Json(json!({}))
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Json<Value> {

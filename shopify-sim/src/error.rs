@@ -5,7 +5,7 @@
 //! the wire shapes (OAuth's `{"error","error_description"}`, the Admin API's `{"errors": …}`, the
 //! control API's `{"error": …}`) stay consistent and are easy to audit against the reference.
 
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -13,6 +13,9 @@ use serde_json::json;
 /// Body of Shopify's Admin API 401 (missing, unknown, expired or revoked access token).
 pub const INVALID_ACCESS_TOKEN_MESSAGE: &str =
     "[API] Invalid API key or access token (unrecognized login or wrong password)";
+
+/// Body text of the maintenance-window 503.
+pub const MAINTENANCE_MESSAGE: &str = "This shop is unavailable due to scheduled maintenance";
 
 /// A refusal by one of the simulated endpoints, or a failure to start the simulator.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,18 @@ pub enum SimError {
     /// Admin API: the version segment is not `YYYY-MM` or `unstable`.
     #[error("unknown Admin API version {0:?}")]
     UnknownApiVersion(String),
+    /// Fault: the shop is in a maintenance window.
+    #[error("shop under maintenance")]
+    Maintenance,
+    /// Fault: rate limited at the HTTP level (429 with `Retry-After`).
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
+    /// Fault: an injected server error (500, 502, 503, …).
+    #[error("injected HTTP {0}")]
+    InjectedStatus(u16),
+    /// Startup: the `--seed` fixture could not be read or parsed.
+    #[error("could not load seed file {path}: {reason}")]
+    Seed { path: String, reason: String },
     /// Control API: the request could not be understood.
     #[error("bad control request: {0}")]
     BadControlRequest(String),
@@ -105,7 +120,32 @@ impl IntoResponse for SimError {
             }
             SimError::BadControlRequest(d) => (StatusCode::BAD_REQUEST, json!({ "error": d })),
             SimError::NotFound(d) => (StatusCode::NOT_FOUND, json!({ "error": d })),
-            SimError::Bind { .. } | SimError::HttpClient(_) => (
+            // Shopify's maintenance answer is not documented; a 503 with a JSON `errors`
+            // string and `Retry-After` is what clients must handle either way.
+            SimError::Maintenance => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "60")],
+                    Json(json!({ "errors": MAINTENANCE_MESSAGE })),
+                )
+                    .into_response()
+            }
+            // The body of Shopify's REST 429; GraphQL clients only look at the status and header.
+            SimError::TooManyRequests { retry_after_secs } => {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after_secs.to_string())],
+                    Json(json!({ "errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service." })),
+                )
+                    .into_response()
+            }
+            SimError::InjectedStatus(code) => {
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let reason = status.canonical_reason().unwrap_or("Error");
+                (status, json!({ "errors": reason }))
+            }
+            SimError::Bind { .. } | SimError::HttpClient(_) | SimError::Seed { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "error": self.to_string() }),
             ),

@@ -8,7 +8,12 @@
 //! - `oauth` — the token endpoint (token exchange, refresh with rotation);
 //! - `session_token` — minting App Bridge session tokens, verifying them for the exchange;
 //! - [`webhooks`] — signing and delivering webhooks, standard payloads;
-//! - `admin` — the Admin GraphQL endpoint;
+//! - `admin` — the Admin GraphQL endpoint: schema subset, parser-driven executor, cost and the
+//!   per-shop leaky bucket, mutations with `@idempotent`, `query:` search;
+//! - `data` / [`Seed`] — the shop's customers, orders, products, inventory, metafields and
+//!   discounts, and the logs of accepted mutations and Flow triggers;
+//! - `faults` — 5xx, 429, latency, dropped connections, expired tokens, maintenance;
+//! - `server` — the accept loop (it can drop a connection without answering);
 //! - `control` — the `/_sim` HTTP API mirroring [`Sim`]'s methods;
 //! - `error` — every refusal and its HTTP response.
 //!
@@ -18,8 +23,12 @@
 
 mod admin;
 mod control;
+mod data;
 mod error;
+mod faults;
 mod oauth;
+mod seed;
+mod server;
 mod session_token;
 mod signing;
 mod state;
@@ -36,11 +45,19 @@ use axum::Router;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use error::{SimError, INVALID_ACCESS_TOKEN_MESSAGE};
+pub use admin::bucket::{Plan, ThrottleConfig, ThrottleStatus};
+pub use data::{
+    resolve_namespace, CombinesWith, Customer, Discount, EmailMarketingConsent, FlowTriggerRecord,
+    Fulfillment, InventoryLevel, LineItem, Location, Metafield, MetafieldSeed, MutationRecord,
+    Order, Product, Variant,
+};
+pub use error::{SimError, INVALID_ACCESS_TOKEN_MESSAGE, MAINTENANCE_MESSAGE};
+pub use faults::{DropFault, ErrorFault, Faults, RateLimitFault};
 pub use oauth::{
     AccessTokenResponse, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE, SUBJECT_TOKEN_TYPE_ID_TOKEN,
     TOKEN_TYPE_OFFLINE, TOKEN_TYPE_ONLINE,
 };
+pub use seed::{Seed, SeedSummary};
 pub use session_token::{
     SessionTokenClaims, SessionTokenOptions, SigningAlgorithm, SESSION_TOKEN_LEEWAY_SECS,
     SESSION_TOKEN_LIFETIME_SECS,
@@ -182,16 +199,8 @@ impl Sim {
         let app = router(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            // Resolves on `send` and on drop of the sender alike.
-            let signal = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(signal)
-                .await
-            {
-                tracing::error!(error = %e, "shopify-sim server stopped with an error");
-            }
+            // `stopped` resolves on `send` and on drop of the sender alike.
+            server::serve(listener, app, stopped).await;
         });
         tracing::debug!(%addr, "shopify-sim listening");
         Ok(Sim {
@@ -336,6 +345,100 @@ impl Sim {
         delivery: WebhookDelivery,
     ) -> Vec<DeliveryResult> {
         webhooks::send(self.shared(), target_url, delivery).await
+    }
+}
+
+impl Sim {
+    // ---- Admin API data ----------------------------------------------------------------------
+
+    fn with_admin<R>(&self, shop: &str, f: impl FnOnce(&mut admin::ShopAdmin) -> R) -> R {
+        f(self.shared().state().admin(shop))
+    }
+
+    /// Merges `seed` into `shop`'s data (the shop need not be installed yet).
+    pub fn seed(&self, shop: &str, seed: Seed) -> SeedSummary {
+        control::seed_shop(self.shared(), shop, seed)
+    }
+
+    pub fn customer(&self, shop: &str, id: u64) -> Option<Customer> {
+        self.with_admin(shop, |a| a.data.customers.get(&id).cloned())
+    }
+
+    /// The customer's tags, in the order they were added.
+    pub fn customer_tags(&self, shop: &str, id: u64) -> Option<Vec<String>> {
+        self.customer(shop, id).map(|c| c.tags)
+    }
+
+    pub fn order(&self, shop: &str, id: u64) -> Option<Order> {
+        self.with_admin(shop, |a| a.data.orders.get(&id).cloned())
+    }
+
+    pub fn product(&self, shop: &str, id: u64) -> Option<Product> {
+        self.with_admin(shop, |a| a.data.products.get(&id).cloned())
+    }
+
+    /// One metafield of `owner` (a GID); `namespace` may use the `$app` shorthand.
+    pub fn metafield(
+        &self,
+        shop: &str,
+        owner: &str,
+        namespace: &str,
+        key: &str,
+    ) -> Option<Metafield> {
+        let ns = resolve_namespace(namespace, self.api_key());
+        self.with_admin(shop, |a| a.data.metafield(owner, &ns, key).cloned())
+    }
+
+    /// Every metafield of `owner` (a GID).
+    pub fn metafields(&self, shop: &str, owner: &str) -> Vec<Metafield> {
+        self.with_admin(shop, |a| {
+            a.data.metafields_of(owner).into_iter().cloned().collect()
+        })
+    }
+
+    pub fn discounts(&self, shop: &str) -> Vec<Discount> {
+        self.with_admin(shop, |a| a.data.discounts.values().cloned().collect())
+    }
+
+    /// Every mutation the shop accepted, oldest first (`@idempotent` repeats are not in it).
+    pub fn mutation_log(&self, shop: &str) -> Vec<MutationRecord> {
+        self.with_admin(shop, |a| a.data.mutation_log.clone())
+    }
+
+    /// Every `flowTriggerReceive` the shop accepted, oldest first.
+    pub fn flow_triggers(&self, shop: &str) -> Vec<FlowTriggerRecord> {
+        self.with_admin(shop, |a| a.data.flow_triggers.clone())
+    }
+
+    /// The shop's bucket right now, as `extensions.cost.throttleStatus` would report it.
+    pub fn throttle_status(&self, shop: &str) -> ThrottleStatus {
+        self.with_admin(shop, |a| a.bucket.status(tokio::time::Instant::now()))
+    }
+
+    /// How many calls of the shop were refused with THROTTLED.
+    pub fn throttle_refusals(&self, shop: &str) -> u64 {
+        self.with_admin(shop, |a| a.throttled)
+    }
+
+    /// Sets the shop's plan and bucket (resets the bucket).
+    pub fn set_throttle(&self, shop: &str, config: ThrottleConfig) {
+        self.with_admin(shop, |a| {
+            a.bucket = admin::bucket::Bucket::new(config, tokio::time::Instant::now());
+        });
+    }
+
+    /// Replaces the shop's faults; `Faults::default()` clears them.
+    pub fn set_faults(&self, shop: &str, faults: Faults) {
+        self.with_admin(shop, |a| a.faults = faults::FaultState::new(faults));
+    }
+
+    pub fn clear_faults(&self, shop: &str) {
+        self.set_faults(shop, Faults::default());
+    }
+
+    /// The shop's faults, with counted ones as far as they are used up.
+    pub fn faults(&self, shop: &str) -> Faults {
+        self.with_admin(shop, |a| a.faults.faults.clone())
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use clap::Parser;
-use shopify_sim::{Sim, SimConfig, DEFAULT_API_KEY, DEFAULT_API_SECRET};
+use shopify_sim::{Seed, Sim, SimConfig, SimError, DEFAULT_API_KEY, DEFAULT_API_SECRET};
 
 /// A local stand-in for Shopify (token endpoint, Admin GraphQL, webhooks, `/_sim` control API).
 #[derive(Debug, Parser)]
@@ -26,6 +26,10 @@ struct Args {
     /// Scopes granted to the `--shop` installs, comma-separated.
     #[arg(long, default_value = "")]
     scopes: String,
+    /// Seed every `--shop` with this JSON fixture (see `fixtures/`; same shape as
+    /// `POST /_sim/shops/{shop}/seed`).
+    #[arg(long, value_name = "FILE")]
+    seed: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -39,6 +43,13 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
+    let seed = match args.seed.as_deref().map(load_seed).transpose() {
+        Ok(seed) => seed,
+        Err(e) => {
+            eprintln!("shopify-sim: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let config = SimConfig {
         api_key: args.api_key,
         api_secret: args.api_secret,
@@ -61,6 +72,10 @@ async fn main() -> std::process::ExitCode {
     for shop in &args.shops {
         sim.install_shop(shop, &scopes);
         tracing::info!(shop, "installed");
+        if let Some(seed) = &seed {
+            let summary = sim.seed(shop, seed.clone());
+            tracing::info!(shop, ?summary, "seeded");
+        }
     }
 
     let mut stdout = std::io::stdout().lock();
@@ -77,6 +92,15 @@ async fn main() -> std::process::ExitCode {
     tracing::info!("shutting down");
     sim.shutdown().await;
     std::process::ExitCode::SUCCESS
+}
+
+fn load_seed(path: &std::path::Path) -> Result<Seed, SimError> {
+    let fail = |reason: String| SimError::Seed {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    Seed::from_json(&text).map_err(|e| fail(e.to_string()))
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

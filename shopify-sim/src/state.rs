@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::admin::ShopAdmin;
 use crate::error::SimError;
 
 /// How long a rotated-away refresh token may still be used while its replacement is unused.
@@ -145,6 +146,8 @@ pub(crate) struct State {
     log: VecDeque<LogEntry>,
     /// Artificial delay before a refresh is processed, to widen race windows in tests.
     pub refresh_latency: Duration,
+    /// Admin API data, throttle and faults per shop (created on first use).
+    admin: HashMap<String, ShopAdmin>,
 }
 
 impl State {
@@ -157,6 +160,7 @@ impl State {
             calls: HashMap::new(),
             log: VecDeque::new(),
             refresh_latency,
+            admin: HashMap::new(),
         }
     }
 
@@ -391,6 +395,25 @@ impl State {
             }
         }
         n
+    }
+
+    /// The shop an access token was issued to, valid or not (to attribute faults to a shop).
+    pub fn token_owner(&self, token: &str) -> Option<&str> {
+        self.access_tokens.get(token).map(|t| t.shop.as_str())
+    }
+
+    // ---- Admin API data ----------------------------------------------------------------------
+
+    /// The Admin API side of `shop`, created empty on first use (seeding may precede install).
+    pub fn admin(&mut self, shop: &str) -> &mut ShopAdmin {
+        self.admin
+            .entry(shop.to_owned())
+            .or_insert_with(ShopAdmin::new)
+    }
+
+    /// Read-only view of the Admin API side of `shop`, if it was ever used.
+    pub fn admin_ref(&self, shop: &str) -> Option<&ShopAdmin> {
+        self.admin.get(shop)
     }
 
     // ---- counting and logging ----------------------------------------------------------------

@@ -296,3 +296,11 @@ pub(super) fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreErr
     }
     Ok(counts)
 }
+
+/// The claim filter that stops a shop's work while it needs re-authorisation: Shopify refused
+/// its token twice, so any job calling the Admin API would only fail and burn its attempts.
+/// The jobs stay queued and become claimable when the shop re-authorises (`install_shop`
+/// clears the flag). Webhook jobs are exempt: they record what Shopify told Keel and call
+/// nothing (the privacy duties must be met whatever the token's state).
+pub(super) const PAUSED_SHOPS_EXCLUDED: &str = "(shop is null or kind like 'webhook/%'
+                        or not exists (select 1 from shops s where s.domain = jobs.shop and s.needs_reauth))";

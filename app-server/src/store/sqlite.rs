@@ -10,7 +10,7 @@
 use super::rows::{
     admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
     ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS, RECEIPT_COLUMNS,
-    TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    PAUSED_SHOPS_EXCLUDED, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
@@ -587,6 +587,7 @@ impl Store for SqliteStore {
                  select id from jobs
                  where status in ('queued', 'running') and run_at <= ?3
                    and (status = 'queued' or locked_until <= ?3)
+                   and {PAUSED_SHOPS_EXCLUDED}
                  order by run_at, id
                  limit 1
              )

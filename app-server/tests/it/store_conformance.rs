@@ -54,6 +54,7 @@ conformance!(
     redact_customer_scrubs_payloads_and_deletes_exports,
     redact_shop_erases_every_row_of_that_shop_only,
     migrations_are_current_only_after_migrate,
+    jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises,
 );
 
 const SHOP: &str = "keel-test.myshopify.com";
@@ -1381,4 +1382,32 @@ async fn sqlite_store_creates_its_directory_and_runs_in_wal_mode() {
         .await
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+async fn jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises(db: &TestDb) {
+    let store = db.store().await;
+    store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    store.install_shop(OTHER, &token("b"), at(0)).await.unwrap();
+    let paused = store.enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0)).await.unwrap();
+    let webhook = store.enqueue_job(&job(Some(SHOP), "webhook/customers/redact", at(1)), at(0)).await.unwrap();
+    let other = store.enqueue_job(&job(Some(OTHER), "sweep/b", at(2)), at(0)).await.unwrap();
+    store.mark_needs_reauth(SHOP, at(3)).await.unwrap();
+
+    // Another shop's work and the shop's webhook (privacy) jobs go on; its other jobs wait.
+    let claimed: Vec<i64> = [
+        store.claim_job("w", at(100), at(5)).await.unwrap(),
+        store.claim_job("w", at(100), at(5)).await.unwrap(),
+        store.claim_job("w", at(100), at(5)).await.unwrap(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|j| j.id)
+    .collect();
+    assert_eq!(claimed, [webhook, other]);
+    assert_eq!(store.job_counts().await.unwrap().queued, 1, "the paused job stays queued");
+
+    // Re-authorisation (a new token exchange) resumes it, with no attempt spent.
+    store.install_shop(SHOP, &token("c"), at(6)).await.unwrap();
+    let resumed = store.claim_job("w", at(100), at(7)).await.unwrap().unwrap();
+    assert_eq!((resumed.id, resumed.attempt), (paused, 1));
 }
