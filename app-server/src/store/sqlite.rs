@@ -9,8 +9,8 @@
 
 use super::rows::{
     admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
-    ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS, RECEIPT_COLUMNS,
-    PAUSED_SHOPS_EXCLUDED, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS,
+    PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,

@@ -1388,9 +1388,18 @@ async fn jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises(db: &
     let store = db.store().await;
     store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
     store.install_shop(OTHER, &token("b"), at(0)).await.unwrap();
-    let paused = store.enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0)).await.unwrap();
-    let webhook = store.enqueue_job(&job(Some(SHOP), "webhook/customers/redact", at(1)), at(0)).await.unwrap();
-    let other = store.enqueue_job(&job(Some(OTHER), "sweep/b", at(2)), at(0)).await.unwrap();
+    let paused = store
+        .enqueue_job(&job(Some(SHOP), "sweep/a", at(0)), at(0))
+        .await
+        .unwrap();
+    let webhook = store
+        .enqueue_job(&job(Some(SHOP), "webhook/customers/redact", at(1)), at(0))
+        .await
+        .unwrap();
+    let other = store
+        .enqueue_job(&job(Some(OTHER), "sweep/b", at(2)), at(0))
+        .await
+        .unwrap();
     store.mark_needs_reauth(SHOP, at(3)).await.unwrap();
 
     // Another shop's work and the shop's webhook (privacy) jobs go on; its other jobs wait.
@@ -1404,7 +1413,11 @@ async fn jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises(db: &
     .map(|j| j.id)
     .collect();
     assert_eq!(claimed, [webhook, other]);
-    assert_eq!(store.job_counts().await.unwrap().queued, 1, "the paused job stays queued");
+    assert_eq!(
+        store.job_counts().await.unwrap().queued,
+        1,
+        "the paused job stays queued"
+    );
 
     // Re-authorisation (a new token exchange) resumes it, with no attempt spent.
     store.install_shop(SHOP, &token("c"), at(6)).await.unwrap();

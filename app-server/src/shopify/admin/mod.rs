@@ -182,6 +182,8 @@ pub struct AdminClient {
     /// The `requestedQueryCost` Shopify last reported per operation: reserving that (rather than
     /// a hand estimate) is what keeps Keel from being refused.
     learned_costs: std::sync::Mutex<std::collections::HashMap<&'static str, f64>>,
+    /// Off only to measure what the throttle saves (tests, benchmarks).
+    client_throttle: bool,
 }
 
 impl AdminClient {
@@ -192,7 +194,24 @@ impl AdminClient {
             throttle: Throttle::default(),
             policy,
             learned_costs: Default::default(),
+            client_throttle: true,
         }
+    }
+
+    /// Without the client-side bucket: every call is sent at once and Shopify's THROTTLED
+    /// answers are the only brake. For measuring the throttle, never for production.
+    pub fn without_client_throttle(mut self) -> Self {
+        self.client_throttle = false;
+        self
+    }
+
+    /// The `requestedQueryCost` Shopify last reported for an operation.
+    pub fn learned_cost(&self, operation: &str) -> Option<f64> {
+        self.learned_costs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(operation)
+            .copied()
     }
 
     pub fn throttle(&self) -> &Throttle {
@@ -229,7 +248,13 @@ impl AdminClient {
                             last: "THROTTLED".into(),
                         });
                     }
-                    // The bucket estimate was corrected from the answer; the next reserve waits.
+                    // With the client throttle the corrected bucket makes the next reserve wait;
+                    // without it, wait as Shopify says (with jitter, as every caller heard the
+                    // same number).
+                    if !self.client_throttle {
+                        let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 1.0..1.5);
+                        tokio::time::sleep(wait.mul_f64(jitter)).await;
+                    }
                 }
                 Attempt::Retry { why, hint } => {
                     failures += 1;
@@ -259,10 +284,12 @@ impl AdminClient {
             .unwrap_or_else(|p| p.into_inner())
             .get(request.name)
             .copied();
-        let reservation = self
-            .throttle
-            .reserve(shop.as_str(), learned.unwrap_or(request.estimated_cost))
-            .await;
+        let cost = if self.client_throttle {
+            learned.unwrap_or(request.estimated_cost)
+        } else {
+            0.0
+        };
+        let reservation = self.throttle.reserve(shop.as_str(), cost).await;
         let sent = self
             .endpoint
             .post(shop, &format!("/admin/api/{API_VERSION}/graphql.json"))
