@@ -16,6 +16,9 @@
 //! | `GET /_sim/session-token?shop=…` | + any [`crate::SessionTokenOptions`] field | `{"token": …}` |
 //! | `POST /_sim/webhooks` | see [`WebhookRequest`] | `{"results": [DeliveryResult…]}` |
 //! | `GET /_sim/log` | | `[LogEntry…]` |
+//! | `POST /_sim/flow/actions` | see [`FlowActionControl`] | `{"action_run_id", "results": [FlowDeliveryResult…]}` |
+//! | `POST /_sim/flow/lifecycle` | see [`LifecycleControl`] | `{"results": [FlowDeliveryResult…]}` |
+//! | `GET /_sim/flow/deliveries` | | `[FlowDeliveryResult…]` (every attempt, oldest first) |
 //! | `POST /_sim/shops/{shop}/seed` | [`crate::Seed`] | [`crate::SeedSummary`] |
 //! | `GET /_sim/shops/{shop}/data` | | `{customers, orders, products, locations, inventory_levels, discounts, metafields}` |
 //! | `GET /_sim/shops/{shop}/metafields?owner=GID` | | `[Metafield…]` |
@@ -44,6 +47,7 @@ use crate::admin::bucket::{Bucket, ThrottleConfig};
 use crate::data::{FlowTriggerRecord, Metafield, MutationRecord};
 use crate::error::SimError;
 use crate::faults::{FaultState, Faults};
+use crate::flow::{self, FlowActionRequest, FlowDeliveryResult, LifecycleEvent};
 use crate::oauth::AccessTokenResponse;
 use crate::seed::{self, Seed, SeedSummary};
 use crate::session_token::{self, SessionTokenOptions};
@@ -72,6 +76,9 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/_sim/session-token", get(session_token))
         .route("/_sim/webhooks", post(send_webhook))
         .route("/_sim/log", get(log))
+        .route("/_sim/flow/actions", post(send_flow_action))
+        .route("/_sim/flow/lifecycle", post(send_lifecycle))
+        .route("/_sim/flow/deliveries", get(flow_deliveries))
         .route("/_sim/shops/{shop}/seed", post(seed))
         .route("/_sim/shops/{shop}/data", get(shop_data))
         .route("/_sim/shops/{shop}/metafields", get(metafields))
@@ -471,6 +478,111 @@ async fn send_webhook(
     };
     let results = webhooks::send(&shared, &r.target, delivery).await;
     Ok(Json(json!({ "results": results })))
+}
+
+/// Body of `POST /_sim/flow/actions`; mirrors [`FlowActionRequest`] (durations in ms).
+#[derive(Debug, Deserialize)]
+pub(crate) struct FlowActionControl {
+    target: String,
+    shop: String,
+    handle: String,
+    #[serde(default = "empty_object")]
+    properties: Value,
+    /// A new UUID when absent.
+    action_run_id: Option<String>,
+    action_definition_id: Option<String>,
+    step_reference: Option<String>,
+    #[serde(default)]
+    numeric_shop_id: bool,
+    #[serde(default)]
+    duplicates: usize,
+    #[serde(default)]
+    concurrent: bool,
+    secret: Option<String>,
+    timeout_ms: Option<u64>,
+    max_resends: Option<usize>,
+    resend_delay_ms: Option<u64>,
+    retry_after_cap_ms: Option<u64>,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+async fn send_flow_action(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<Value>, SimError> {
+    let r: FlowActionControl = parse(&body)?;
+    let mut base = FlowActionRequest::new(&r.shop, &r.handle, r.properties);
+    if let Some(id) = r.action_run_id {
+        base.action_run_id = id;
+    }
+    let request = FlowActionRequest {
+        action_definition_id: r.action_definition_id,
+        step_reference: r.step_reference,
+        numeric_shop_id: r.numeric_shop_id,
+        duplicates: r.duplicates,
+        concurrent: r.concurrent,
+        secret: r.secret,
+        timeout: r.timeout_ms.map_or(base.timeout, Duration::from_millis),
+        max_resends: r.max_resends.unwrap_or(base.max_resends),
+        resend_delay: r
+            .resend_delay_ms
+            .map_or(base.resend_delay, Duration::from_millis),
+        retry_after_cap: r
+            .retry_after_cap_ms
+            .map_or(base.retry_after_cap, Duration::from_millis),
+        ..base
+    };
+    let action_run_id = request.action_run_id.clone();
+    let results = flow::send_action(&shared, &r.target, request).await;
+    Ok(Json(
+        json!({ "action_run_id": action_run_id, "results": results }),
+    ))
+}
+
+/// Body of `POST /_sim/flow/lifecycle`; mirrors [`LifecycleEvent`] (durations in ms).
+#[derive(Debug, Deserialize)]
+pub(crate) struct LifecycleControl {
+    target: String,
+    shop: String,
+    /// Also accepted as `handle`, the name callers reach for first.
+    #[serde(alias = "handle")]
+    flow_trigger_definition_id: String,
+    has_enabled_flow: bool,
+    timestamp: Option<DateTime<Utc>>,
+    #[serde(default)]
+    numeric_shop_id: bool,
+    #[serde(default)]
+    duplicates: usize,
+    #[serde(default)]
+    concurrent: bool,
+    secret: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+async fn send_lifecycle(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<Value>, SimError> {
+    let r: LifecycleControl = parse(&body)?;
+    let base = LifecycleEvent::new(&r.shop, &r.flow_trigger_definition_id, r.has_enabled_flow);
+    let event = LifecycleEvent {
+        timestamp: r.timestamp,
+        numeric_shop_id: r.numeric_shop_id,
+        duplicates: r.duplicates,
+        concurrent: r.concurrent,
+        secret: r.secret,
+        timeout: r.timeout_ms.map_or(base.timeout, Duration::from_millis),
+        ..base
+    };
+    let results = flow::send_lifecycle(&shared, &r.target, event).await;
+    Ok(Json(json!({ "results": results })))
+}
+
+async fn flow_deliveries(State(shared): State<Arc<Shared>>) -> Json<Vec<FlowDeliveryResult>> {
+    Json(shared.state().flow_deliveries())
 }
 
 async fn log(State(shared): State<Arc<Shared>>) -> Json<Vec<LogEntry>> {

@@ -8,6 +8,9 @@
 //! - `oauth` — the token endpoint (token exchange, refresh with rotation);
 //! - `session_token` — minting App Bridge session tokens, verifying them for the exchange;
 //! - [`webhooks`] — signing and delivering webhooks, standard payloads;
+//! - `flow` — playing Flow toward the app: signed action requests with Flow's resend rules
+//!   ([`FlowActionRequest`]) and trigger lifecycle callbacks ([`LifecycleEvent`])
+//!   (`reference/flow.md` §3, §6);
 //! - `admin` — the Admin GraphQL endpoint: schema subset, parser-driven executor, cost and the
 //!   per-shop leaky bucket, mutations with `@idempotent`, `query:` search;
 //! - `data` / [`Seed`] — the shop's customers, orders, products, inventory, metafields and
@@ -26,6 +29,7 @@ mod control;
 mod data;
 mod error;
 mod faults;
+mod flow;
 mod oauth;
 mod seed;
 mod server;
@@ -53,6 +57,11 @@ pub use data::{
 };
 pub use error::{SimError, INVALID_ACCESS_TOKEN_MESSAGE, MAINTENANCE_MESSAGE};
 pub use faults::{DropFault, ErrorFault, Faults, RateLimitFault};
+pub use flow::{
+    FlowActionRequest, FlowDeliveryKind, FlowDeliveryResult, FlowOutcome, LifecycleEvent,
+    DEFAULT_FLOW_MAX_RESENDS, DEFAULT_FLOW_RESEND_DELAY, DEFAULT_FLOW_RETRY_AFTER_CAP,
+    FLOW_ACTION_TIMEOUT, FLOW_LIFECYCLE_TIMEOUT,
+};
 pub use oauth::{
     AccessTokenResponse, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE, SUBJECT_TOKEN_TYPE_ID_TOKEN,
     TOKEN_TYPE_OFFLINE, TOKEN_TYPE_ONLINE,
@@ -345,6 +354,33 @@ impl Sim {
         delivery: WebhookDelivery,
     ) -> Vec<DeliveryResult> {
         webhooks::send(self.shared(), target_url, delivery).await
+    }
+
+    // ---- Flow toward the app -----------------------------------------------------------------
+
+    /// Executes a Flow action run against the app's `runtime_url` as Flow would: signed body,
+    /// resends of the same body and `action_run_id` on 202, 429, 5xx and timeouts. One result
+    /// per HTTP attempt, ordered by copy, then resend; each copy's last result is its outcome.
+    pub async fn send_flow_action(
+        &self,
+        target_url: &str,
+        request: FlowActionRequest,
+    ) -> Vec<FlowDeliveryResult> {
+        flow::send_action(self.shared(), target_url, request).await
+    }
+
+    /// Sends a signed trigger lifecycle callback; one result per copy (Flow does not resend).
+    pub async fn send_lifecycle(
+        &self,
+        target_url: &str,
+        event: LifecycleEvent,
+    ) -> Vec<FlowDeliveryResult> {
+        flow::send_lifecycle(self.shared(), target_url, event).await
+    }
+
+    /// Every Flow action and lifecycle attempt so far, oldest first (bounded).
+    pub fn flow_deliveries(&self) -> Vec<FlowDeliveryResult> {
+        self.shared().state().flow_deliveries()
     }
 }
 

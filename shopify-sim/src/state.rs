@@ -1,5 +1,6 @@
 //! The simulator's memory: which shops have the app installed, every access and refresh token
-//! issued, per-shop counters of token-endpoint calls, and a bounded log of what happened.
+//! issued, per-shop counters of token-endpoint calls, a bounded log of what happened, and a
+//! bounded log of every Flow request attempt the simulator made toward the app.
 //!
 //! Everything here is synchronous and lives behind one mutex in [`crate::Shared`]; handlers lock,
 //! decide, and unlock without awaiting, so the lock is never held across I/O. Time is passed in
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin::ShopAdmin;
 use crate::error::SimError;
+use crate::flow::FlowDeliveryResult;
 
 /// How long a rotated-away refresh token may still be used while its replacement is unused.
 pub const PREVIOUS_REFRESH_TOKEN_GRACE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -148,6 +150,8 @@ pub(crate) struct State {
     pub refresh_latency: Duration,
     /// Admin API data, throttle and faults per shop (created on first use).
     admin: HashMap<String, ShopAdmin>,
+    /// Every Flow action / lifecycle attempt, oldest first (bounded like `log`).
+    flow_deliveries: VecDeque<FlowDeliveryResult>,
 }
 
 impl State {
@@ -161,6 +165,7 @@ impl State {
             log: VecDeque::new(),
             refresh_latency,
             admin: HashMap::new(),
+            flow_deliveries: VecDeque::new(),
         }
     }
 
@@ -466,6 +471,17 @@ impl State {
 
     pub fn log(&self) -> Vec<LogEntry> {
         self.log.iter().cloned().collect()
+    }
+
+    pub fn push_flow_delivery(&mut self, result: FlowDeliveryResult) {
+        if self.flow_deliveries.len() == LOG_CAPACITY {
+            self.flow_deliveries.pop_front();
+        }
+        self.flow_deliveries.push_back(result);
+    }
+
+    pub fn flow_deliveries(&self) -> Vec<FlowDeliveryResult> {
+        self.flow_deliveries.iter().cloned().collect()
     }
 }
 

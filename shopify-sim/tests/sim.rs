@@ -1,6 +1,6 @@
 //! shopify-sim over real HTTP: each test spawns its own simulator on port 0 and talks to it with
-//! reqwest, as Keel does. Webhook tests run a small receiver and check signatures with an
-//! independent HMAC computation.
+//! reqwest, as Keel does. Webhook and Flow tests (`sim/flow.rs`) run a small receiver and check
+//! signatures with an independent HMAC computation.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,8 @@ use shopify_sim::{
 
 #[path = "sim/admin.rs"]
 mod admin;
+#[path = "sim/flow.rs"]
+mod flow;
 
 const SHOP: &str = "keel-demo.myshopify.com";
 const OTHER_SHOP: &str = "other-store.myshopify.com";

@@ -5,6 +5,10 @@
 //!
 //! Retries here are immediate; Shopify spreads its 8 retries over 4 hours, which only matters to
 //! the receiver through the unchanged ids and body, and those are kept.
+//!
+//! The outbound plumbing — one POST with a deadline ([`post_once`]), signed JSON headers
+//! ([`json_headers`]), copies sent one by one or all at once ([`fan_out`]) — is shared with
+//! `crate::flow`, which plays Flow's side with the same signature.
 
 pub mod payloads;
 
@@ -145,7 +149,8 @@ impl DeliveryResult {
     }
 }
 
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a duration as whole milliseconds (`elapsed_ms`).
+pub(crate) fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
@@ -207,24 +212,11 @@ pub(crate) async fn send(
         retries: delivery.retry_until_success.unwrap_or(0),
     });
 
-    let mut results = Vec::new();
-    if delivery.concurrent {
-        let mut tasks = tokio::task::JoinSet::new();
-        for copy in 0..copies {
-            tasks.spawn(deliver_copy(shared.http.clone(), prepared.clone(), copy));
-        }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(r) => results.extend(r),
-                Err(e) => tracing::warn!(error = %e, "webhook delivery task failed"),
-            }
-        }
-        results.sort_by_key(|r| (r.copy, r.attempt));
-    } else {
-        for copy in 0..copies {
-            results.extend(deliver_copy(shared.http.clone(), prepared.clone(), copy).await);
-        }
-    }
+    let mut results = fan_out(copies, delivery.concurrent, |copy| {
+        deliver_copy(shared.http.clone(), prepared.clone(), copy)
+    })
+    .await;
+    results.sort_by_key(|r| (r.copy, r.attempt));
 
     let now = Utc::now();
     let mut state = shared.state();
@@ -265,15 +257,80 @@ fn build_headers(
     if let Some(name) = &delivery.subscription_name {
         pairs.push(("x-shopify-name", name));
     }
+    let mut headers = json_headers(&pairs)?;
+    headers.insert(USER_AGENT, HeaderValue::from_static("Shopify-Captain-Hook"));
+    Ok(headers)
+}
+
+/// `Content-Type: application/json` plus `pairs` (lower-case static names). A value that is not
+/// a valid header value is reported as text, which callers record as the attempt's error instead
+/// of failing the whole call.
+pub(crate) fn json_headers(pairs: &[(&'static str, &str)]) -> Result<HeaderMap, String> {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(USER_AGENT, HeaderValue::from_static("Shopify-Captain-Hook"));
-    for (name, value) in pairs {
+    for &(name, value) in pairs {
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("{name} value {value:?} is not a valid header value"))?;
         headers.insert(HeaderName::from_static(name), value);
     }
     Ok(headers)
+}
+
+/// Runs `deliver(copy)` for copies `0..copies`, one after another or all at once, and collects
+/// their results (in completion order when concurrent; callers sort).
+pub(crate) async fn fan_out<R, F, Fut>(copies: usize, concurrent: bool, deliver: F) -> Vec<R>
+where
+    R: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<R>> + Send + 'static,
+{
+    let mut results = Vec::new();
+    if concurrent {
+        // Spawned, not joined in place: copies must really overlap on the receiver's side.
+        let mut tasks = tokio::task::JoinSet::new();
+        for copy in 0..copies {
+            tasks.spawn(deliver(copy));
+        }
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(r) => results.extend(r),
+                Err(e) => tracing::warn!(error = %e, "delivery task failed"),
+            }
+        }
+    } else {
+        for copy in 0..copies {
+            results.extend(deliver(copy).await);
+        }
+    }
+    results
+}
+
+/// One POST of `body` with `headers`, answered within `timeout` (connect, headers and — for
+/// callers that read it — the response body). A missing answer becomes its error text.
+pub(crate) async fn post_once(
+    client: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<reqwest::Response, String> {
+    client
+        .post(url)
+        .headers(headers)
+        .body(body)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(&e, timeout))
+}
+
+/// The text recorded for a request that got no (complete) answer.
+pub(crate) fn transport_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("timed out after {timeout:?}")
+    } else {
+        error_chain(e)
+    }
 }
 
 async fn deliver_copy(
@@ -284,20 +341,17 @@ async fn deliver_copy(
     let mut results = Vec::new();
     for attempt in 0..=prepared.retries {
         let started = Instant::now();
-        let answer = client
-            .post(&prepared.url)
-            .headers(prepared.headers.clone())
-            .body(prepared.body.clone())
-            .timeout(prepared.timeout)
-            .send()
-            .await;
+        let answer = post_once(
+            &client,
+            &prepared.url,
+            prepared.headers.clone(),
+            prepared.body.clone(),
+            prepared.timeout,
+        )
+        .await;
         let (status, error) = match answer {
             Ok(response) => (Some(response.status().as_u16()), None),
-            Err(e) if e.is_timeout() => (
-                None,
-                Some(format!("timed out after {:?}", prepared.timeout)),
-            ),
-            Err(e) => (None, Some(error_chain(&e))),
+            Err(e) => (None, Some(e)),
         };
         let result = DeliveryResult {
             copy,

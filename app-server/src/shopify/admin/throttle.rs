@@ -7,8 +7,9 @@
 //!   before sending; the one at the head sleeps exactly until enough has been restored. Nobody
 //!   else wakes early to race for the same points, so there is no thundering herd.
 //! - Shops have separate buckets and never wait for each other.
-//! - Every answer corrects the estimate: Shopify's `currentlyAvailable` minus the points still
-//!   reserved by requests in flight (which Shopify has not deducted yet).
+//! - Every answer corrects the estimate downwards to Shopify's `currentlyAvailable` minus the
+//!   points still reserved by requests in flight (which Shopify has not deducted yet), so other
+//!   replicas' use of the same bucket is seen too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -116,16 +117,15 @@ impl Reservation {
         let mut b = self.bucket.lock().await;
         b.in_flight = (b.in_flight - self.cost).max(0.0);
         b.refill(Instant::now());
-        match status {
-            Some(s) => {
-                b.maximum = s.maximum_available;
-                b.restore_rate = s.restore_rate;
-                // Shopify's figure already includes this request's charge; the other requests
-                // in flight are still to be charged.
-                b.available = (s.currently_available - b.in_flight).min(b.maximum);
-            }
-            // No report (transport error): give back what was not charged.
-            None => b.available = (b.available + self.cost - actual.unwrap_or(0.0)).min(b.maximum),
+        // Shopify refunds what it reserved but did not spend; so does the estimate.
+        b.available = (b.available + self.cost - actual.unwrap_or(0.0)).min(b.maximum);
+        if let Some(s) = status {
+            b.maximum = s.maximum_available;
+            b.restore_rate = s.restore_rate;
+            // Shopify's figure includes this request's charge; the other requests in flight are
+            // still to be charged. It only ever lowers the estimate: answers arrive out of
+            // order, and an old (higher) figure must not undo newer reservations.
+            b.available = b.available.min(s.currently_available - b.in_flight).min(b.maximum);
         }
     }
 
