@@ -39,4 +39,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test (SQLite and PostgreSQL)"
-cargo test --workspace --locked
+# The Function harness runs in test-function.sh, after the wasm it measures is built.
+cargo test --workspace --locked --exclude function-harness
+log "VIP discount Function: wasm, native tests, harness"
+scripts/test-function.sh

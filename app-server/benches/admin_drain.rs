@@ -134,7 +134,7 @@ async fn main() {
     let one = drain(&sim, admin.clone(), shops[0], n).await;
     report("One shop", &[one]);
 
-    let m = (n / 5).max(100);
+    let m = (n / 5).max(500);
     println!("\nDraining {m} tagsAdd for each of two shops at once…");
     let (b, c) = tokio::join!(drain(&sim, admin.clone(), shops[1], m), drain(&sim, admin.clone(), shops[2], m));
     report("Two shops at once (each has its own bucket; neither should slow the other)", &[b, c]);

@@ -3,8 +3,9 @@
 -- The body (and so its signature) is the same for all; ids travel in headers, as with Shopify.
 -- Environment: BENCH_BODY_FILE, BENCH_HMAC, BENCH_SHOP, BENCH_TOPIC.
 
+-- `thread_id` is a global: wrk's thread:set() assigns globals, which a local would shadow.
 local counter = 0
-local thread_id = 0
+thread_id = 0
 local threads = {}
 
 function setup(thread)
@@ -19,7 +20,8 @@ function init(args)
   hmac = os.getenv("BENCH_HMAC")
   shop = os.getenv("BENCH_SHOP")
   topic = os.getenv("BENCH_TOPIC")
-  run = tostring(os.time())
+  -- Unique per run and thread, so the warm-up's ids never come back as duplicates.
+  run = tostring(os.time()) .. "-" .. tostring(math.random(1, 1000000000))
   non200 = 0
   notqueued = 0
   expect_queued = os.getenv("BENCH_EXPECT_QUEUED") == "1"

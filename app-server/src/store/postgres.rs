@@ -11,7 +11,7 @@
 //! its token lock the `shops` row first, so they queue rather than deadlock.
 
 use super::rows::{
-    admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
+    admit, Admission, BatchPlan, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
     ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS,
     PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
@@ -25,7 +25,7 @@ use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{Postgres, Transaction};
+use sqlx::{QueryBuilder, Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -413,95 +413,132 @@ impl Store for PostgresStore {
         batch: &[NewWebhook],
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
+        use std::collections::HashMap;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = millis(now);
+        // A handful of statements per batch, not per delivery: this is the webhook hot path,
+        // and each statement is a round trip to the database.
+        let plan = BatchPlan::new(batch, true);
         // Read committed: a concurrent copy of a delivery waits on the unique key until the first
         // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
-        //
-        // Two batches holding copies of the same deliveries in different orders would each wait
-        // on the other's uncommitted insert (a deadlock the server breaks by failing one). So
-        // every batch inserts in one global order, by (shop, dedupe key): waits then never form
-        // a cycle. The sort is stable, so copies of one key within a batch keep their order and
-        // each item's outcome is what in-order handling gives; only the ids of different keys
-        // in one batch follow key order rather than arrival order.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| {
-            (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key))
-        });
-        let mut outcomes: Vec<Option<WebhookRecorded>> = vec![None; batch.len()];
+        // Rows are inserted in (shop, key) order, so two batches holding copies of the same
+        // deliveries never wait on each other in a cycle.
         let mut tx = self.begin().await?;
-        for i in order {
-            let w = &batch[i];
-            let installed: Option<bool> =
-                sqlx::query_scalar("select installed from shops where domain = $1")
-                    .bind(&w.shop)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            let admission = admit(w, installed);
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
-                                       status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at)
-                 values ($1, 'webhook', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-                 on conflict (shop, dedupe_key) do nothing
-                 returning id",
-            )
-            .bind(&w.shop)
-            .bind(&w.topic)
-            .bind(&w.dedupe_key)
-            .bind(&w.webhook_id)
-            .bind(&w.event_id)
-            .bind(&w.api_version)
-            .bind(&w.triggered_at)
-            .bind(admission.status)
-            .bind(admission.ignored.map(IgnoreReason::as_str))
-            .bind(admission.payload)
-            .bind(admission.customer.id)
-            .bind(&admission.customer.email)
-            .bind(now)
-            .fetch_optional(&mut *tx)
+
+        let mut shops: Vec<&str> = batch.iter().map(|w| w.shop.as_str()).collect();
+        shops.sort_unstable();
+        shops.dedup();
+        let mut q = QueryBuilder::<Postgres>::new("select domain, installed from shops where domain in (");
+        let mut list = q.separated(", ");
+        for shop in &shops {
+            list.push_bind(*shop);
+        }
+        q.push(")");
+        let installed: HashMap<String, bool> = q
+            .build_query_as::<(String, bool)>()
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db_error)?;
-            outcomes[i] = Some(match (inserted, admission.ignored) {
-                (None, _) => {
-                    let receipt_id: i64 = sqlx::query_scalar(
-                        "select id from receipts where shop = $1 and dedupe_key = $2",
-                    )
-                    .bind(&w.shop)
-                    .bind(&w.dedupe_key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    WebhookRecorded::Duplicate { receipt_id }
+            .map_err(db_error)?
+            .into_iter()
+            .collect();
+
+        let admissions: Vec<(usize, Admission)> = plan
+            .firsts
+            .iter()
+            .map(|&i| (i, admit(&batch[i], installed.get(&batch[i].shop).copied())))
+            .collect();
+        let mut q = QueryBuilder::<Postgres>::new(
+            "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
+                                   status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at) ",
+        );
+        q.push_values(&admissions, |mut row, (i, a)| {
+            let w = &batch[*i];
+            row.push_bind(&w.shop)
+                .push("'webhook'")
+                .push_bind(&w.topic)
+                .push_bind(&w.dedupe_key)
+                .push_bind(&w.webhook_id)
+                .push_bind(&w.event_id)
+                .push_bind(&w.api_version)
+                .push_bind(&w.triggered_at)
+                .push_bind(a.status)
+                .push_bind(a.ignored.map(IgnoreReason::as_str))
+                .push_bind(a.payload)
+                .push_bind(a.customer.id)
+                .push_bind(&a.customer.email)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(" on conflict (shop, dedupe_key) do nothing returning id, shop, dedupe_key");
+        let returned: HashMap<(String, String), i64> = q
+            .build_query_as::<(i64, String, String)>()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(id, shop, key)| ((shop, key), id))
+            .collect();
+
+        let (mut inserted, mut existing, mut ignored) = (HashMap::new(), HashMap::new(), HashMap::new());
+        for (i, a) in &admissions {
+            let w = &batch[*i];
+            match returned.get(&(w.shop.clone(), w.dedupe_key.clone())) {
+                Some(&id) => {
+                    inserted.insert(*i, id);
+                    if let Some(reason) = a.ignored {
+                        ignored.insert(*i, reason);
+                    }
                 }
-                (Some(receipt_id), Some(reason)) => WebhookRecorded::Ignored { receipt_id, reason },
-                (Some(receipt_id), None) => {
-                    let job_id: i64 = sqlx::query_scalar(
-                        "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
-                         values ($1, $2, '{}', $3, 'queued', 0, $4, $5, $5, $5)
-                         returning id",
-                    )
-                    .bind(&w.shop)
-                    .bind(&w.job_kind)
-                    .bind(receipt_id)
-                    .bind(WEBHOOK_JOB_MAX_ATTEMPTS)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-                    WebhookRecorded::Queued { receipt_id, job_id }
+                // Stored by an earlier batch: a duplicate (rare, so one lookup each is fine).
+                None => {
+                    let id: i64 = sqlx::query_scalar("select id from receipts where shop = $1 and dedupe_key = $2")
+                        .bind(&w.shop)
+                        .bind(&w.dedupe_key)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db_error)?;
+                    existing.insert(*i, id);
                 }
+            }
+        }
+
+        let queued: Vec<(usize, i64)> = admissions
+            .iter()
+            .filter(|(i, a)| a.ignored.is_none() && inserted.contains_key(i))
+            .map(|(i, _)| (*i, inserted[i]))
+            .collect();
+        let mut jobs = HashMap::new();
+        if !queued.is_empty() {
+            let mut q = QueryBuilder::<Postgres>::new(
+                "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at) ",
+            );
+            q.push_values(&queued, |mut row, (i, receipt_id)| {
+                let w = &batch[*i];
+                row.push_bind(&w.shop)
+                    .push_bind(&w.job_kind)
+                    .push("'{}'")
+                    .push_bind(*receipt_id)
+                    .push("'queued'")
+                    .push("0")
+                    .push_bind(WEBHOOK_JOB_MAX_ATTEMPTS)
+                    .push_bind(now)
+                    .push_bind(now)
+                    .push_bind(now);
             });
+            q.push(" returning id, receipt_id");
+            jobs = q
+                .build_query_as::<(i64, i64)>()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_error)?
+                .into_iter()
+                .map(|(job, receipt)| (receipt, job))
+                .collect();
         }
         tx.commit().await.map_err(db_error)?;
-        // Every index was visited once, so every slot is filled.
-        outcomes
-            .into_iter()
-            .map(|o| {
-                o.ok_or_else(|| {
-                    StoreError::Corrupt("a webhook of the batch was not recorded".into())
-                })
-            })
-            .collect()
+        plan.outcomes(&inserted, &existing, &jobs, &ignored)
     }
 
     #[tracing::instrument(skip_all)]

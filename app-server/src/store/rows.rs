@@ -8,7 +8,7 @@
 
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewToken, NewWebhook,
-    Receipt, Shop, ShopRequirement, StoreError, Timestamp, TokenRecord,
+    Receipt, Shop, ShopRequirement, StoreError, Timestamp, TokenRecord, WebhookRecorded,
 };
 use chrono::DateTime;
 use sqlx::error::DatabaseError;
@@ -304,3 +304,66 @@ pub(super) fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreErr
 /// nothing (the privacy duties must be met whatever the token's state).
 pub(super) const PAUSED_SHOPS_EXCLUDED: &str = "(shop is null or kind like 'webhook/%'
                         or not exists (select 1 from shops s where s.domain = jobs.shop and s.needs_reauth))";
+
+/// How one batch of deliveries is written with a few statements instead of a few per delivery:
+/// the first copy of each (shop, dedupe key) in the batch carries the insert; later copies in
+/// the same batch are its duplicates.
+pub(super) struct BatchPlan {
+    /// Indices of the first copy of each key, in the order they are inserted.
+    pub firsts: Vec<usize>,
+    /// For every item, the index of the first copy of its key (itself for a first copy).
+    pub first_of: Vec<usize>,
+}
+
+impl BatchPlan {
+    /// `sorted`: insert in (shop, key) order, so concurrent batches take row locks in one global
+    /// order and cannot deadlock (PostgreSQL); otherwise arrival order.
+    pub fn new(batch: &[NewWebhook], sorted: bool) -> BatchPlan {
+        let mut seen: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::with_capacity(batch.len());
+        let mut firsts = Vec::with_capacity(batch.len());
+        let first_of = batch
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                *seen.entry((w.shop.as_str(), w.dedupe_key.as_str())).or_insert_with(|| {
+                    firsts.push(i);
+                    i
+                })
+            })
+            .collect();
+        if sorted {
+            firsts.sort_by(|&a, &b| (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key)));
+        }
+        BatchPlan { firsts, first_of }
+    }
+
+    /// Every item's outcome from what the statements returned: `inserted` receipt ids by
+    /// first-copy index, `existing` ids of keys already stored before this batch, `jobs` by
+    /// receipt id, and each first copy's ignore reason.
+    pub fn outcomes(
+        &self,
+        inserted: &std::collections::HashMap<usize, i64>,
+        existing: &std::collections::HashMap<usize, i64>,
+        jobs: &std::collections::HashMap<i64, i64>,
+        ignored: &std::collections::HashMap<usize, IgnoreReason>,
+    ) -> Result<Vec<WebhookRecorded>, StoreError> {
+        let missing = || StoreError::Corrupt("a webhook of the batch was not recorded".into());
+        self.first_of
+            .iter()
+            .enumerate()
+            .map(|(i, &first)| {
+                if let Some(&receipt_id) = existing.get(&first) {
+                    return Ok(WebhookRecorded::Duplicate { receipt_id });
+                }
+                let receipt_id = *inserted.get(&first).ok_or_else(missing)?;
+                Ok(if i != first {
+                    WebhookRecorded::Duplicate { receipt_id }
+                } else if let Some(&reason) = ignored.get(&i) {
+                    WebhookRecorded::Ignored { receipt_id, reason }
+                } else {
+                    WebhookRecorded::Queued { receipt_id, job_id: *jobs.get(&receipt_id).ok_or_else(missing)? }
+                })
+            })
+            .collect()
+    }
+}
