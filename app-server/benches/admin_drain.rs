@@ -31,9 +31,19 @@ struct Tokens(std::collections::HashMap<String, String>);
 #[async_trait]
 impl TokenSource for Tokens {
     async fn token(&self, shop: &ShopDomain) -> Result<Token, TokenError> {
-        self.0.get(shop.as_str()).map(|t| Token { value: t.clone(), version: 1 }).ok_or(TokenError::NotInstalled)
+        self.0
+            .get(shop.as_str())
+            .map(|t| Token {
+                value: t.clone(),
+                version: 1,
+            })
+            .ok_or(TokenError::NotInstalled)
     }
-    async fn refresh_after_unauthorized(&self, _: &ShopDomain, _: &Token) -> Result<Token, TokenError> {
+    async fn refresh_after_unauthorized(
+        &self,
+        _: &ShopDomain,
+        _: &Token,
+    ) -> Result<Token, TokenError> {
         Err(TokenError::NeedsReauthorization)
     }
     async fn needs_reauthorization(&self, _: &ShopDomain) {}
@@ -72,7 +82,10 @@ async fn drain(sim: &Sim, admin: Arc<AdminClient>, shop: &str, mutations: usize)
                         break;
                     }
                     let customer = Gid::new("Customer", 1_000 + (i as u64 % CUSTOMERS));
-                    admin.tags_add(&domain, &customer, &[format!("bench-{i}")]).await.expect("tagsAdd");
+                    admin
+                        .tags_add(&domain, &customer, &[format!("bench-{i}")])
+                        .await
+                        .expect("tagsAdd");
                 }
             })
         })
@@ -113,21 +126,45 @@ fn report(title: &str, drains: &[Drain]) {
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::var("BENCH_MUTATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::var("BENCH_MUTATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let sim = Sim::spawn(SimConfig::default()).await;
-    let shops = ["drain-a.myshopify.com", "drain-b.myshopify.com", "drain-c.myshopify.com"];
+    let shops = [
+        "drain-a.myshopify.com",
+        "drain-b.myshopify.com",
+        "drain-c.myshopify.com",
+    ];
     let customers: Vec<_> = (0..CUSTOMERS).map(|i| json!({"id": 1_000 + i})).collect();
     let seed = json!({ "customers": customers }).to_string();
     let mut tokens = std::collections::HashMap::new();
     for shop in shops {
         sim.install_shop(shop, ["write_customers"]);
         sim.seed(shop, Seed::from_json(&seed).expect("seed"));
-        sim.set_throttle(shop, ThrottleConfig { plan: Plan::Standard, maximum_available: None, currently_available: None });
-        let token = sim.issue_offline_token(shop, false).expect("token").access_token;
+        sim.set_throttle(
+            shop,
+            ThrottleConfig {
+                plan: Plan::Standard,
+                maximum_available: None,
+                currently_available: None,
+            },
+        );
+        let token = sim
+            .issue_offline_token(shop, false)
+            .expect("token")
+            .access_token;
         tokens.insert(shop.to_owned(), token);
     }
-    let endpoint = Endpoint::new(Some(url::Url::parse(sim.origin()).expect("origin")), Duration::from_secs(10)).expect("client");
-    let policy = RetryPolicy { deadline: Duration::from_secs(600), ..RetryPolicy::default() };
+    let endpoint = Endpoint::new(
+        Some(url::Url::parse(sim.origin()).expect("origin")),
+        Duration::from_secs(10),
+    )
+    .expect("client");
+    let policy = RetryPolicy {
+        deadline: Duration::from_secs(600),
+        ..RetryPolicy::default()
+    };
     let admin = Arc::new(AdminClient::new(endpoint, Arc::new(Tokens(tokens)), policy));
 
     println!("Draining {n} tagsAdd for one Standard shop (100 points/s, 2000-point bucket), {CALLERS} concurrent callers…");
@@ -136,7 +173,13 @@ async fn main() {
 
     let m = (n / 5).max(500);
     println!("\nDraining {m} tagsAdd for each of two shops at once…");
-    let (b, c) = tokio::join!(drain(&sim, admin.clone(), shops[1], m), drain(&sim, admin.clone(), shops[2], m));
-    report("Two shops at once (each has its own bucket; neither should slow the other)", &[b, c]);
+    let (b, c) = tokio::join!(
+        drain(&sim, admin.clone(), shops[1], m),
+        drain(&sim, admin.clone(), shops[2], m)
+    );
+    report(
+        "Two shops at once (each has its own bucket; neither should slow the other)",
+        &[b, c],
+    );
     println!("\nTarget: sustained points/s ÷ restore rate ≥ 0.90. 'points/s' includes the full bucket at the start; 'sustained' subtracts it.");
 }

@@ -71,7 +71,14 @@ async fn commit_loop(
                 Err(_) => break,
             }
         }
-        match store.record_webhooks(&items, clock.now()).await {
+        let started = std::time::Instant::now();
+        let result = store.record_webhooks(&items, clock.now()).await;
+        tracing::debug!(
+            batch = items.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "webhook batch written"
+        );
+        match result {
             Ok(outcomes) if outcomes.len() == replies.len() => {
                 let queued = outcomes
                     .iter()

@@ -11,9 +11,9 @@
 //! its token lock the `shops` row first, so they queue rather than deadlock.
 
 use super::rows::{
-    admit, Admission, BatchPlan, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
-    ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS,
-    PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
+    Admission, BatchPlan, ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS,
+    JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
@@ -25,7 +25,7 @@ use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Postgres, Transaction};
+use sqlx::{Postgres, QueryBuilder, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -430,7 +430,8 @@ impl Store for PostgresStore {
         let mut shops: Vec<&str> = batch.iter().map(|w| w.shop.as_str()).collect();
         shops.sort_unstable();
         shops.dedup();
-        let mut q = QueryBuilder::<Postgres>::new("select domain, installed from shops where domain in (");
+        let mut q =
+            QueryBuilder::<Postgres>::new("select domain, installed from shops where domain in (");
         let mut list = q.separated(", ");
         for shop in &shops {
             list.push_bind(*shop);
@@ -481,7 +482,8 @@ impl Store for PostgresStore {
             .map(|(id, shop, key)| ((shop, key), id))
             .collect();
 
-        let (mut inserted, mut existing, mut ignored) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let (mut inserted, mut existing, mut ignored) =
+            (HashMap::new(), HashMap::new(), HashMap::new());
         for (i, a) in &admissions {
             let w = &batch[*i];
             match returned.get(&(w.shop.clone(), w.dedupe_key.clone())) {
@@ -493,12 +495,14 @@ impl Store for PostgresStore {
                 }
                 // Stored by an earlier batch: a duplicate (rare, so one lookup each is fine).
                 None => {
-                    let id: i64 = sqlx::query_scalar("select id from receipts where shop = $1 and dedupe_key = $2")
-                        .bind(&w.shop)
-                        .bind(&w.dedupe_key)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    let id: i64 = sqlx::query_scalar(
+                        "select id from receipts where shop = $1 and dedupe_key = $2",
+                    )
+                    .bind(&w.shop)
+                    .bind(&w.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                     existing.insert(*i, id);
                 }
             }

@@ -319,20 +319,25 @@ impl BatchPlan {
     /// `sorted`: insert in (shop, key) order, so concurrent batches take row locks in one global
     /// order and cannot deadlock (PostgreSQL); otherwise arrival order.
     pub fn new(batch: &[NewWebhook], sorted: bool) -> BatchPlan {
-        let mut seen: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::with_capacity(batch.len());
+        let mut seen: std::collections::HashMap<(&str, &str), usize> =
+            std::collections::HashMap::with_capacity(batch.len());
         let mut firsts = Vec::with_capacity(batch.len());
         let first_of = batch
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                *seen.entry((w.shop.as_str(), w.dedupe_key.as_str())).or_insert_with(|| {
-                    firsts.push(i);
-                    i
-                })
+                *seen
+                    .entry((w.shop.as_str(), w.dedupe_key.as_str()))
+                    .or_insert_with(|| {
+                        firsts.push(i);
+                        i
+                    })
             })
             .collect();
         if sorted {
-            firsts.sort_by(|&a, &b| (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key)));
+            firsts.sort_by(|&a, &b| {
+                (&batch[a].shop, &batch[a].dedupe_key).cmp(&(&batch[b].shop, &batch[b].dedupe_key))
+            });
         }
         BatchPlan { firsts, first_of }
     }
@@ -361,7 +366,10 @@ impl BatchPlan {
                 } else if let Some(&reason) = ignored.get(&i) {
                     WebhookRecorded::Ignored { receipt_id, reason }
                 } else {
-                    WebhookRecorded::Queued { receipt_id, job_id: *jobs.get(&receipt_id).ok_or_else(missing)? }
+                    WebhookRecorded::Queued {
+                        receipt_id,
+                        job_id: *jobs.get(&receipt_id).ok_or_else(missing)?,
+                    }
                 })
             })
             .collect()

@@ -8,9 +8,9 @@
 //! of exactly one connection (see [`SqliteStore::connect`]).
 
 use super::rows::{
-    admit, Admission, BatchPlan, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
-    ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS,
-    PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
+    Admission, BatchPlan, ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS,
+    JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
@@ -453,7 +453,8 @@ impl Store for SqliteStore {
         let mut shops: Vec<&str> = batch.iter().map(|w| w.shop.as_str()).collect();
         shops.sort_unstable();
         shops.dedup();
-        let mut q = QueryBuilder::<Sqlite>::new("select domain, installed from shops where domain in (");
+        let mut q =
+            QueryBuilder::<Sqlite>::new("select domain, installed from shops where domain in (");
         let mut list = q.separated(", ");
         for shop in &shops {
             list.push_bind(*shop);
@@ -504,7 +505,8 @@ impl Store for SqliteStore {
             .map(|(id, shop, key)| ((shop, key), id))
             .collect();
 
-        let (mut inserted, mut existing, mut ignored) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let (mut inserted, mut existing, mut ignored) =
+            (HashMap::new(), HashMap::new(), HashMap::new());
         for (i, a) in &admissions {
             let w = &batch[*i];
             match returned.get(&(w.shop.clone(), w.dedupe_key.clone())) {
@@ -516,12 +518,14 @@ impl Store for SqliteStore {
                 }
                 // Stored by an earlier batch: a duplicate (rare, so one lookup each is fine).
                 None => {
-                    let id: i64 = sqlx::query_scalar("select id from receipts where shop = ?1 and dedupe_key = ?2")
-                        .bind(&w.shop)
-                        .bind(&w.dedupe_key)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
+                    let id: i64 = sqlx::query_scalar(
+                        "select id from receipts where shop = ?1 and dedupe_key = ?2",
+                    )
+                    .bind(&w.shop)
+                    .bind(&w.dedupe_key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
                     existing.insert(*i, id);
                 }
             }

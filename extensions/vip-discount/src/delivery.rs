@@ -1,7 +1,7 @@
 //! `cart.delivery-options.discounts.generate.run`: free or discounted shipping on every delivery
 //! group for VIP tiers that have a shipping benefit.
 //!
-//! Same early exits as the lines target (SHIPPING class, buyer, configuration, tier). The lines are
+//! Same early exits as the lines target (buyer, SHIPPING class, configuration, tier). The lines are
 //! read only when the tier has a minimum subtotal, which counts the same eligible lines as the
 //! line discount does.
 
@@ -22,15 +22,7 @@ fn no_discount() -> Result<Output> {
 
 pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
     let typed = &input.typed;
-    if !typed
-        .discount()
-        .discount_classes()
-        .contains(&schema::DiscountClass::Shipping)
-    {
-        return no_discount();
-    }
-
-    let Some(customer) = typed.cart().buyer_identity().and_then(|b| b.customer()) else {
+    let Some(customer) = typed.buyer().buyer_identity().and_then(|b| b.customer()) else {
         return no_discount();
     };
     let buyer = Buyer {
@@ -38,6 +30,14 @@ pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
         has_vip_tag: *customer.has_vip_tag(),
     };
     if !buyer.may_be_vip() {
+        return no_discount();
+    }
+
+    if !typed
+        .discount()
+        .discount_classes()
+        .contains(&schema::DiscountClass::Shipping)
+    {
         return no_discount();
     }
 
@@ -65,10 +65,13 @@ pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
             subtotal: true,
             ..Want::default()
         };
-        let scan = match lines_scan::scan(&lines_scan::cart_lines(&input.raw), want) {
+        let scan = match lines_scan::scan(&input.raw, want) {
             Ok(scan) => scan,
             Err(error) => {
-                log!("vip-discount: cart lines unreadable ({error:?}); no VIP shipping");
+                log!(
+                    "vip-discount: cart lines unreadable ({}); no VIP shipping",
+                    error.describe()
+                );
                 return no_discount();
             }
         };

@@ -9,9 +9,9 @@ use vip_config::{Decimal, JsonView};
 
 /// A target's input: the generated, typed view plus the raw value it was read from.
 ///
-/// The typed view serves the few fields read once (discount, buyer). The cart lines are read
-/// through `raw` with interned property names ([`crate::lines_scan`]), which keeps the per-line
-/// cost — the bulk of a large cart's instructions — to the provider's own work.
+/// The typed view serves the few fields read once (buyer, discount, currency, delivery groups).
+/// The cart lines are read through `raw` by position ([`crate::lines_scan`]), which keeps the
+/// per-line cost — the bulk of a large cart's instructions — close to the provider's own work.
 pub struct Run<T> {
     pub typed: T,
     pub raw: Value,
@@ -95,7 +95,10 @@ impl Serialize for DecimalText {
 
 impl Deserialize for DecimalText {
     fn deserialize(value: &Value) -> Result<Self, read::Error> {
-        value.as_string().map(DecimalText).ok_or(read::Error::InvalidType)
+        value
+            .as_string()
+            .map(DecimalText)
+            .ok_or(read::Error::InvalidType)
     }
 }
 

@@ -1,9 +1,10 @@
 //! `cart.lines.discounts.generate.run`: the VIP percentage (or its cap) on the eligible lines, as a
 //! product discount, or on the order subtotal minus ineligible lines, as an order discount.
 //!
-//! Exits, cheapest first: the discount has neither the PRODUCT nor the ORDER class; the buyer is a
-//! guest or has neither a tier nor a VIP tag; the configuration is missing or invalid; the tier is
-//! unknown, gives no percentage, or needs a class the discount lacks. Only then are the lines read.
+//! Exits, in input order so each costs as little as possible: the buyer is a guest or has neither a
+//! tier nor a VIP tag (nothing but the buyer is decoded); the discount has neither the PRODUCT nor
+//! the ORDER class; the configuration is missing or invalid; the tier is unknown, gives no
+//! percentage, or needs a class the discount lacks. Only then are the lines read.
 
 use shopify_function::prelude::log;
 use shopify_function::Result;
@@ -22,14 +23,7 @@ fn no_discount() -> Result<Output> {
 
 pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
     let typed = &input.typed;
-    let classes = typed.discount().discount_classes();
-    let product_class = classes.contains(&schema::DiscountClass::Product);
-    let order_class = classes.contains(&schema::DiscountClass::Order);
-    if !product_class && !order_class {
-        return no_discount();
-    }
-
-    let Some(customer) = typed.cart().buyer_identity().and_then(|b| b.customer()) else {
+    let Some(customer) = typed.buyer().buyer_identity().and_then(|b| b.customer()) else {
         return no_discount();
     };
     let buyer = Buyer {
@@ -37,6 +31,13 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
         has_vip_tag: *customer.has_vip_tag(),
     };
     if !buyer.may_be_vip() {
+        return no_discount();
+    }
+
+    let classes = typed.discount().discount_classes();
+    let product_class = classes.contains(&schema::DiscountClass::Product);
+    let order_class = classes.contains(&schema::DiscountClass::Order);
+    if !product_class && !order_class {
         return no_discount();
     }
 
@@ -56,7 +57,7 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
     };
     if !class_present {
         log!(
-            "vip-discount: tier {:?} applies to {} but the discount lacks that class; no line discount",
+            "vip-discount: tier \"{}\" applies to {} but the discount lacks that class; no line discount",
             tier.name,
             tier.applies_to.as_str()
         );
@@ -77,10 +78,13 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
         ineligible_ids: tier.applies_to == AppliesTo::OrderSubtotal,
         subtotal: tier.needs_subtotal(),
     };
-    let scan = match lines_scan::scan(&lines_scan::cart_lines(&input.raw), want) {
+    let scan = match lines_scan::scan(&input.raw, want) {
         Ok(scan) => scan,
         Err(error) => {
-            log!("vip-discount: cart lines unreadable ({error:?}); no VIP discount");
+            log!(
+                "vip-discount: cart lines unreadable ({}); no VIP discount",
+                error.describe()
+            );
             return no_discount();
         }
     };

@@ -1,12 +1,21 @@
 //! The one pass over the cart lines: which lines may get the VIP price, and what they add up to.
 //!
-//! This loop is where a large cart's instructions go, so it reads the raw input with property
-//! names interned once per run (no copy of the name into the provider per access), reads each
-//! field at most once, and only reads what the caller asked for (a line's ID only when it will be
-//! output, its amount only when a minimum or cap needs the subtotal). The property names mirror
-//! the `lines` selection of both input queries; a renamed field there fails the fixture tests.
+//! This loop is where a large cart's instructions go. The Function API decodes every value it
+//! walks past (each line's whole selection is decoded before the next line can be found), so the
+//! input queries keep per-line selections minimal, and this loop adds as little as it can on top:
+//!
+//! - entries are read by position (`get_at_index`), which skips the provider's name comparisons.
+//!   That is safe whatever order the members arrive in, because each object read here is either
+//!   single-entry (`merchandise`, `cost`, `subtotalAmount`, an `amounts` element), told apart by
+//!   type (a line's `id` is its only string, `merchandise` its only object), or read symmetrically
+//!   (a product is eligible when *both* `isGiftCard` and `excluded` are false);
+//! - a line's ID is read only when it will be output, its amount only when a minimum or a cap
+//!   needs the subtotal — from the parallel `amounts` list, which other runs never decode.
+//!
+//! The shapes read here are those of the `lines` and `amounts` selections of both input queries;
+//! a change there fails the fixture tests.
 
-use shopify_function::wasm_api::{InternedStringId, Value};
+use shopify_function::wasm_api::Value;
 use vip_config::Decimal;
 
 /// What the caller needs from the lines.
@@ -32,82 +41,88 @@ pub struct Scan {
 /// Why the lines could not be read; the caller gives no discount.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ScanError {
-    NotAList,
-    /// A line's `cost.subtotalAmount.amount` was missing or not a decimal.
+    /// `lines` (or `amounts`) is not a list, or the two differ in length.
+    NotLists,
+    /// A line is not `{id, merchandise}` / `{merchandise}`.
+    BadLine { line: usize },
+    /// A line's `cost.subtotalAmount.amount` is missing or not a decimal.
     BadAmount { line: usize },
-    /// A line's `id` was missing.
-    MissingId { line: usize },
     /// The eligible subtotal does not fit Keel's decimals.
     Overflow,
 }
 
-/// Property names read per line, interned once.
-struct Keys {
-    id: InternedStringId,
-    cost: InternedStringId,
-    subtotal_amount: InternedStringId,
-    amount: InternedStringId,
-    merchandise: InternedStringId,
-    product: InternedStringId,
-    is_gift_card: InternedStringId,
-    excluded: InternedStringId,
-}
-
-impl Keys {
-    fn intern(value: &Value) -> Keys {
-        Keys {
-            id: value.intern_utf8_str("id"),
-            cost: value.intern_utf8_str("cost"),
-            subtotal_amount: value.intern_utf8_str("subtotalAmount"),
-            amount: value.intern_utf8_str("amount"),
-            merchandise: value.intern_utf8_str("merchandise"),
-            product: value.intern_utf8_str("product"),
-            is_gift_card: value.intern_utf8_str("isGiftCard"),
-            excluded: value.intern_utf8_str("excluded"),
+impl ScanError {
+    /// For the log line (kept free of `Debug` formatting, which would bloat the wasm).
+    pub fn describe(&self) -> String {
+        match self {
+            ScanError::NotLists => "lines and amounts are not lists of the same length".into(),
+            ScanError::BadLine { line } => format!("line {line} has an unexpected shape"),
+            ScanError::BadAmount { line } => format!("line {line} has no decimal amount"),
+            ScanError::Overflow => "the subtotal overflows".into(),
         }
     }
 }
 
-/// The raw `cart.lines` of a run's input.
-pub fn cart_lines(raw_input: &Value) -> Value {
-    let cart = raw_input.intern_utf8_str("cart");
-    let lines = raw_input.intern_utf8_str("lines");
-    raw_input
-        .get_interned_obj_prop(cart)
-        .get_interned_obj_prop(lines)
+/// The raw `cart.<list>` of a run's input (`lines`, or the `amounts` alias).
+fn cart_list(raw_input: &Value, list: &str) -> Value {
+    raw_input.get_obj_prop("cart").get_obj_prop(list)
+}
+
+fn list_len(list: &Value) -> Option<usize> {
+    if list.is_array() {
+        list.array_len()
+    } else {
+        None
+    }
 }
 
 /// Reads the lines once. A line is eligible when it sells a catalog product that is neither a
-/// gift card nor tagged with one of the excluded tags (the query's `excluded` alias); custom items
-/// are never eligible — they have no product tags to exclude them by.
-pub fn scan(lines: &Value, want: Want) -> Result<Scan, ScanError> {
-    let len = match lines.array_len() {
-        Some(len) if lines.is_array() => len,
-        _ => return Err(ScanError::NotAList),
+/// gift card nor tagged with one of the excluded tags (the query's `excluded` alias). Custom
+/// items are never eligible: they match no fragment (their `merchandise` is `{}`), so there are no
+/// tags to exclude them by.
+///
+/// `raw_input` is the run's whole input: the lines are its `cart.lines`, their amounts the
+/// parallel `cart.amounts` (`amounts: lines { cost { … } }`), looked up only when
+/// [`Want::subtotal`] is set — until then the Function API never decodes them.
+pub fn scan(raw_input: &Value, want: Want) -> Result<Scan, ScanError> {
+    let lines = cart_list(raw_input, "lines");
+    let len = list_len(&lines).ok_or(ScanError::NotLists)?;
+    let amounts = if want.subtotal {
+        let amounts = cart_list(raw_input, "amounts");
+        if list_len(&amounts) != Some(len) {
+            return Err(ScanError::NotLists);
+        }
+        Some(amounts)
+    } else {
+        None
     };
-    let keys = Keys::intern(lines);
     let mut scan = Scan {
         eligible_ids: Vec::with_capacity(if want.eligible_ids { len } else { 0 }),
         ..Scan::default()
     };
     for index in 0..len {
         let line = lines.get_at_index(index);
-        let product = line
-            .get_interned_obj_prop(keys.merchandise)
-            .get_interned_obj_prop(keys.product);
-        let eligible = product.is_obj()
-            && product.get_interned_obj_prop(keys.is_gift_card).as_bool() == Some(false)
-            && product.get_interned_obj_prop(keys.excluded).as_bool() == Some(false);
+        let (merchandise, id) = split_line(&line).ok_or(ScanError::BadLine { line: index })?;
+        let eligible = sells_eligible_product(&merchandise);
+        let keep_id = if eligible {
+            want.eligible_ids
+        } else {
+            want.ineligible_ids
+        };
+        if keep_id {
+            let id = id
+                .and_then(|id| id.as_string())
+                .ok_or(ScanError::BadLine { line: index })?;
+            if eligible {
+                scan.eligible_ids.push(id);
+            } else {
+                scan.ineligible_ids.push(id);
+            }
+        }
         if eligible {
             scan.eligible += 1;
-            if want.subtotal {
-                let amount = line
-                    .get_interned_obj_prop(keys.cost)
-                    .get_interned_obj_prop(keys.subtotal_amount)
-                    .get_interned_obj_prop(keys.amount)
-                    .as_string()
-                    .as_deref()
-                    .and_then(Decimal::parse)
+            if let Some(amounts) = &amounts {
+                let amount = line_amount(&amounts.get_at_index(index))
                     .ok_or(ScanError::BadAmount { line: index })?;
                 scan.eligible_subtotal = scan
                     .eligible_subtotal
@@ -115,22 +130,45 @@ pub fn scan(lines: &Value, want: Want) -> Result<Scan, ScanError> {
                     .ok_or(ScanError::Overflow)?;
             }
         }
-        let keep_id = if eligible {
-            want.eligible_ids
-        } else {
-            want.ineligible_ids
-        };
-        if keep_id {
-            let id = line
-                .get_interned_obj_prop(keys.id)
-                .as_string()
-                .ok_or(ScanError::MissingId { line: index })?;
-            if eligible {
-                scan.eligible_ids.push(id);
-            } else {
-                scan.ineligible_ids.push(id);
-            }
-        }
     }
     Ok(scan)
+}
+
+/// A line's `merchandise` (its only object) and `id` (its only other entry, when selected).
+fn split_line(line: &Value) -> Option<(Value, Option<Value>)> {
+    match line.obj_len()? {
+        1 => Some((line.get_at_index(0), None)),
+        2 => {
+            let first = line.get_at_index(0);
+            if first.is_obj() {
+                Some((first, Some(line.get_at_index(1))))
+            } else {
+                Some((line.get_at_index(1), Some(first)))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `merchandise` is `{product: {isGiftCard, excluded}}` for a catalog variant, `{}` otherwise.
+fn sells_eligible_product(merchandise: &Value) -> bool {
+    if merchandise.obj_len() != Some(1) {
+        return false;
+    }
+    let product = merchandise.get_at_index(0);
+    product.obj_len() == Some(2)
+        && product.get_at_index(0).as_bool() == Some(false)
+        && product.get_at_index(1).as_bool() == Some(false)
+}
+
+/// `{cost: {subtotalAmount: {amount: "12.99"}}}` → 12.99.
+fn line_amount(element: &Value) -> Option<Decimal> {
+    let mut value = *element;
+    for _ in 0..3 {
+        if value.obj_len() != Some(1) {
+            return None;
+        }
+        value = value.get_at_index(0);
+    }
+    Decimal::parse(&value.as_string()?)
 }

@@ -9,11 +9,19 @@
 //! Who is VIP ([`vip`]) and what a tier is worth come from Keel's configuration, read from the
 //! discount's metafield by the `vip-config` crate the app server validates settings with. The
 //! cart lines are read in one pass ([`lines_scan`]); [`input`] holds the readers the generated
-//! types lack. Nothing here panics on a bad configuration: the run returns no operations and logs.
+//! types lack. The wasm build allocates with a bump allocator ([`alloc`]).
+//!
+//! Nothing here panics on a bad configuration: the run returns no operations and logs why. That
+//! is also why the configuration is not deserialized with `shopify_function`'s derive: generated
+//! accessors `unwrap` their decode, so a setting of the wrong type would trap the run. Instead the
+//! metafield's JSON is left undecoded ([`input::RawJson`]) and read by `vip-config`'s parser, the
+//! same one the app server runs — through the Function API's own values, without serde.
 
 use shopify_function::prelude::*;
 use shopify_function::Result;
 
+#[cfg(target_family = "wasm")]
+mod alloc;
 mod delivery;
 mod input;
 mod lines;
@@ -22,9 +30,10 @@ mod vip;
 
 // Every `Decimal` Keel reads or writes is mapped to an exact type (see `input`) instead of the
 // crate's default `f64` wrapper, and the configuration metafield is left undecoded until Keel reads
-// it (the default `JsonValue` would copy all of it into maps first). `enums_as_str` must name only
-// enums the schema has: the crate's default list also names LanguageCode and CountryCode, which
-// Keel's subset leaves out, and typegen rejects a name it cannot find.
+// it. `enums_as_str` must name only enums the schema has: the crate's default list also names
+// LanguageCode and CountryCode, which Keel's subset leaves out, and typegen rejects a name it
+// cannot find. The typed views are used for what is read once (buyer, discount, cart currency,
+// delivery groups); the lines are read from the raw input by `lines_scan`.
 #[typegen("schema.graphql", enums_as_str = ["CurrencyCode"], custom_scalar_overrides = {
     "Percentage.value" => super::input::DecimalText,
     "FixedAmount.amount" => super::input::DecimalText,
@@ -36,17 +45,21 @@ pub mod schema {
     #[query("src/cart_lines_discounts_generate_run.graphql", custom_scalar_overrides = {
         "Input.discount.metafield.jsonValue" => super::input::RawJson,
         "Input.presentmentCurrencyRate" => super::input::ExactDecimal,
-        "Input.cart.lines.cost.subtotalAmount.amount" => super::input::ExactDecimal,
+        "Input.cart.amounts.cost.subtotalAmount.amount" => super::input::ExactDecimal,
     })]
     pub mod lines_run {}
 
     #[query("src/cart_delivery_options_discounts_generate_run.graphql", custom_scalar_overrides = {
         "Input.discount.metafield.jsonValue" => super::input::RawJson,
         "Input.presentmentCurrencyRate" => super::input::ExactDecimal,
-        "Input.cart.lines.cost.subtotalAmount.amount" => super::input::ExactDecimal,
+        "Input.cart.amounts.cost.subtotalAmount.amount" => super::input::ExactDecimal,
     })]
     pub mod delivery_run {}
 }
+
+#[cfg(target_family = "wasm")]
+#[global_allocator]
+static ALLOCATOR: alloc::BumpAllocator = alloc::BumpAllocator::new();
 
 #[shopify_function]
 fn cart_lines_discounts_generate_run(

@@ -14,7 +14,9 @@ use vip_fixtures::{scenarios, Buyer, Cart, Json, LineKind, Scenario, Target};
 fn output_json<T: Serialize>(output: &T) -> serde_json::Value {
     let mut context = Context::new_with_input(serde_json::json!({}));
     output.serialize(&mut context).expect("serializable output");
-    context.finalize_output_and_return().expect("complete output")
+    context
+        .finalize_output_and_return()
+        .expect("complete output")
 }
 
 fn run(target: Target, input: &str) -> serde_json::Value {
@@ -76,6 +78,7 @@ fixture_tests!(
     lines_200_non_vip,
     lines_500_vip,
     lines_500_non_vip,
+    lines_200_vip_no_cap,
     config_missing,
     config_empty,
     config_malformed,
@@ -107,13 +110,13 @@ fn every_fixture_has_a_native_test() {
     }
 }
 
-/// A Gold VIP's lines input with one line's field replaced by `value`.
-fn gold_input_with(path: &[&str], value: Json) -> String {
+/// A Gold VIP's lines input with a field of the second element of `cart.<list>` replaced.
+fn gold_input_with(list: &str, path: &[&str], value: Json) -> String {
     let cart = Cart::new()
         .buyer(Buyer::with_tier("Gold"))
         .with_lines(&[("10.00", LineKind::Product), ("20.00", LineKind::Product)]);
     let mut input = cart.input(Target::Lines).to_value();
-    let mut node = &mut input["cart"]["lines"][1];
+    let mut node = &mut input["cart"][list][1];
     for key in path {
         node = &mut node[*key];
     }
@@ -123,21 +126,29 @@ fn gold_input_with(path: &[&str], value: Json) -> String {
 
 #[test]
 fn an_amount_that_is_not_a_decimal_gives_no_discount_instead_of_trapping() {
-    let input = gold_input_with(&["cost", "subtotalAmount", "amount"], Json::Float(20.0));
+    let input = gold_input_with(
+        "amounts",
+        &["cost", "subtotalAmount", "amount"],
+        Json::Float(20.0),
+    );
     assert_eq!(run(Target::Lines, &input), scenarios_nothing());
-    let input = gold_input_with(&["cost", "subtotalAmount", "amount"], Json::str("1e3"));
+    let input = gold_input_with(
+        "amounts",
+        &["cost", "subtotalAmount", "amount"],
+        Json::str("1e3"),
+    );
     assert_eq!(run(Target::Lines, &input), scenarios_nothing());
 }
 
 #[test]
 fn a_line_without_an_id_gives_no_discount_instead_of_trapping() {
-    let input = gold_input_with(&["id"], Json::Null);
+    let input = gold_input_with("lines", &["id"], Json::Null);
     assert_eq!(run(Target::Lines, &input), scenarios_nothing());
 }
 
 #[test]
 fn unexpected_merchandise_is_simply_not_eligible() {
-    let input = gold_input_with(&["merchandise"], Json::str("surprise"));
+    let input = gold_input_with("lines", &["merchandise"], Json::str("surprise"));
     let output = run(Target::Lines, &input);
     let targets = &output["operations"][0]["productDiscountsAdd"]["candidates"][0]["targets"];
     assert_eq!(

@@ -42,7 +42,9 @@ pub fn load_config(metafield_json: Option<RawJson>) -> Option<VipConfig> {
                 Some(first) if more > 0 => {
                     log!("vip-discount: configuration rejected ({first}; {more} more problems); no VIP discount")
                 }
-                Some(first) => log!("vip-discount: configuration rejected ({first}); no VIP discount"),
+                Some(first) => {
+                    log!("vip-discount: configuration rejected ({first}); no VIP discount")
+                }
                 None => log!("vip-discount: configuration rejected; no VIP discount"),
             }
             None
@@ -55,7 +57,7 @@ pub fn load_config(metafield_json: Option<RawJson>) -> Option<VipConfig> {
 pub fn tier_for<'c>(config: &'c VipConfig, buyer: &Buyer<'_>) -> Option<&'c Tier> {
     let tier = config.tier_for_buyer(buyer.tier_name, buyer.has_vip_tag);
     if let (Some(name), None) = (buyer.tier_name, &tier) {
-        log!("vip-discount: the customer's VIP tier {name:?} is not configured; no VIP discount");
+        log!("vip-discount: the customer's VIP tier \"{name}\" is not configured; no VIP discount");
     }
     tier
 }

@@ -125,7 +125,10 @@ impl Reservation {
             // Shopify's figure includes this request's charge; the other requests in flight are
             // still to be charged. It only ever lowers the estimate: answers arrive out of
             // order, and an old (higher) figure must not undo newer reservations.
-            b.available = b.available.min(s.currently_available - b.in_flight).min(b.maximum);
+            b.available = b
+                .available
+                .min(s.currently_available - b.in_flight)
+                .min(b.maximum);
         }
     }
 

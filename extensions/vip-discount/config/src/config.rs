@@ -141,15 +141,45 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Where a problem is, rendered into a JSON path only when there is a problem (the Function
+/// reads a valid configuration on every VIP checkout, and formatting costs instructions there).
+#[derive(Clone, Copy)]
+enum Loc {
+    /// A top-level member.
+    Top(&'static str),
+    /// An element of a top-level list.
+    Item(&'static str, usize),
+    /// A tier, or a member of it (`""` for the tier itself; may be nested: `"shipping.message"`).
+    Tier(usize, &'static str),
+}
+
+impl Loc {
+    fn render(self) -> String {
+        match self {
+            Loc::Top(key) => key.to_owned(),
+            Loc::Item(key, index) => format!("{key}[{index}]"),
+            Loc::Tier(index, "") => format!("tiers[{index}]"),
+            Loc::Tier(index, key) => format!("tiers[{index}].{key}"),
+        }
+    }
+}
+
 /// Collects errors while reading and checking.
 #[derive(Default)]
 struct Problems(Vec<ConfigError>);
 
 impl Problems {
-    fn add(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+    fn add(&mut self, at: Loc, problem: impl Into<String>) {
         self.0.push(ConfigError {
-            path: path.into(),
+            path: at.render(),
             problem: problem.into(),
+        });
+    }
+
+    fn add_root(&mut self, problem: &str) {
+        self.0.push(ConfigError {
+            path: String::new(),
+            problem: problem.to_owned(),
         });
     }
 }
@@ -160,19 +190,19 @@ impl VipConfig {
     pub fn from_json<V: JsonView>(value: &V) -> Result<VipConfig, ConfigErrors> {
         let mut problems = Problems::default();
         if !value.is_object() {
-            problems.add("", "the configuration must be a JSON object");
+            problems.add_root("the configuration must be a JSON object");
             return Err(ConfigErrors(problems.0));
         }
         let vip_tags = read_tags(value, "vipTags", &mut problems);
         let excluded_tags = read_tags(value, "excludedTags", &mut problems);
-        let tag_tier = read_optional_string(value, "tagTier", "tagTier", &mut problems);
+        let tag_tier = read_optional_string(value, "tagTier", Loc::Top("tagTier"), &mut problems);
         let tiers = match value.member("tiers").map(|tiers| tiers.elements()) {
             None => {
-                problems.add("tiers", "at least one tier is required");
+                problems.add(Loc::Top("tiers"), "at least one tier is required");
                 Vec::new()
             }
             Some(None) => {
-                problems.add("tiers", "must be a list of tiers");
+                problems.add(Loc::Top("tiers"), "must be a list of tiers");
                 Vec::new()
             }
             Some(Some(items)) => items
@@ -213,26 +243,29 @@ impl VipConfig {
         check_tags(&self.vip_tags, "vipTags", problems);
         check_tags(&self.excluded_tags, "excludedTags", problems);
         if self.tiers.is_empty() {
-            problems.add("tiers", "at least one tier is required");
+            problems.add(Loc::Top("tiers"), "at least one tier is required");
         }
         if self.tiers.len() > MAX_TIERS {
-            problems.add("tiers", format!("at most {MAX_TIERS} tiers"));
+            problems.add(Loc::Top("tiers"), format!("at most {MAX_TIERS} tiers"));
         }
         for (index, tier) in self.tiers.iter().enumerate() {
-            tier.check(&format!("tiers[{index}]"), problems);
+            tier.check(index, problems);
             let duplicate = self.tiers[..index]
                 .iter()
                 .any(|earlier| same_name(&earlier.name, &tier.name));
             if duplicate {
                 problems.add(
-                    format!("tiers[{index}].name"),
-                    format!("another tier is already named {:?}", tier.name),
+                    Loc::Tier(index, "name"),
+                    format!("another tier is already named \"{}\"", tier.name),
                 );
             }
         }
         if let Some(tag_tier) = &self.tag_tier {
             if self.tier(tag_tier).is_none() {
-                problems.add("tagTier", format!("{tag_tier:?} is not one of the tiers"));
+                problems.add(
+                    Loc::Top("tagTier"),
+                    format!("\"{tag_tier}\" is not one of the tiers"),
+                );
             }
         }
     }
@@ -259,50 +292,50 @@ impl VipConfig {
 }
 
 impl Tier {
-    fn check(&self, path: &str, problems: &mut Problems) {
+    fn check(&self, index: usize, problems: &mut Problems) {
         let name = self.name.trim();
         if name.is_empty() {
-            problems.add(format!("{path}.name"), "a tier needs a name");
-        } else if name.chars().count() > MAX_NAME_CHARS {
+            problems.add(Loc::Tier(index, "name"), "a tier needs a name");
+        } else if char_count(name) > MAX_NAME_CHARS {
             problems.add(
-                format!("{path}.name"),
+                Loc::Tier(index, "name"),
                 format!("at most {MAX_NAME_CHARS} characters"),
             );
         }
         if self.percentage.is_negative() || self.percentage > Decimal::HUNDRED {
-            problems.add(format!("{path}.percentage"), "must be between 0 and 100");
+            problems.add(Loc::Tier(index, "percentage"), "must be between 0 and 100");
         }
         if self.percentage.is_zero() && self.shipping.is_none() {
             problems.add(
-                path.to_owned(),
+                Loc::Tier(index, ""),
                 "a tier must give a percentage off or a shipping benefit",
             );
         }
         if let Some(minimum) = self.minimum_subtotal {
             if minimum.is_negative() {
-                problems.add(format!("{path}.minimumSubtotal"), "must not be negative");
+                problems.add(Loc::Tier(index, "minimumSubtotal"), "must not be negative");
             }
         }
         if let Some(cap) = self.cap {
             if cap.is_negative() || cap.is_zero() {
-                problems.add(format!("{path}.cap"), "must be more than 0");
+                problems.add(Loc::Tier(index, "cap"), "must be more than 0");
             }
         }
         if let Some(shipping) = &self.shipping {
             let p = shipping.percentage;
             if p.is_negative() || p.is_zero() || p > Decimal::HUNDRED {
                 problems.add(
-                    format!("{path}.shipping.percentage"),
+                    Loc::Tier(index, "shipping.percentage"),
                     "must be more than 0 and at most 100",
                 );
             }
             check_message(
                 &shipping.message,
-                &format!("{path}.shipping.message"),
+                Loc::Tier(index, "shipping.message"),
                 problems,
             );
         }
-        check_message(&self.message, &format!("{path}.message"), problems);
+        check_message(&self.message, Loc::Tier(index, "message"), problems);
     }
 
     /// The message shown to the buyer for the percentage off.
@@ -336,52 +369,58 @@ impl ShippingBenefit {
     }
 }
 
+/// Characters in `text` (UTF-8 lead bytes): what Shopify's length limits count, without pulling
+/// the standard library's vectorised counter into the wasm.
+fn char_count(text: &str) -> usize {
+    text.bytes().filter(|byte| byte & 0xC0 != 0x80).count()
+}
+
 fn same_name(a: &str, b: &str) -> bool {
     a.trim().eq_ignore_ascii_case(b.trim())
 }
 
-fn check_tags(tags: &[String], path: &str, problems: &mut Problems) {
+fn check_tags(tags: &[String], key: &'static str, problems: &mut Problems) {
     if tags.len() > MAX_TAGS {
         problems.add(
-            path,
+            Loc::Top(key),
             format!("at most {MAX_TAGS} tags (Shopify's limit for a list variable)"),
         );
     }
     for (index, tag) in tags.iter().enumerate() {
         if tag.trim().is_empty() {
-            problems.add(format!("{path}[{index}]"), "a tag cannot be blank");
-        } else if tag.chars().count() > MAX_TAG_CHARS {
+            problems.add(Loc::Item(key, index), "a tag cannot be blank");
+        } else if char_count(tag) > MAX_TAG_CHARS {
             problems.add(
-                format!("{path}[{index}]"),
+                Loc::Item(key, index),
                 format!("at most {MAX_TAG_CHARS} characters"),
             );
         }
     }
 }
 
-fn check_message(message: &Option<String>, path: &str, problems: &mut Problems) {
+fn check_message(message: &Option<String>, path: Loc, problems: &mut Problems) {
     if let Some(message) = message {
         if message.trim().is_empty() {
             problems.add(path, "leave the message out rather than blank");
-        } else if message.chars().count() > MAX_MESSAGE_CHARS {
+        } else if char_count(message) > MAX_MESSAGE_CHARS {
             problems.add(path, format!("at most {MAX_MESSAGE_CHARS} characters"));
         }
     }
 }
 
-fn read_tags<V: JsonView>(value: &V, key: &str, problems: &mut Problems) -> Vec<String> {
+fn read_tags<V: JsonView>(value: &V, key: &'static str, problems: &mut Problems) -> Vec<String> {
     let Some(member) = value.member(key) else {
         return Vec::new();
     };
     let Some(items) = member.elements() else {
-        problems.add(key, "must be a list of tags");
+        problems.add(Loc::Top(key), "must be a list of tags");
         return Vec::new();
     };
     let mut tags = Vec::with_capacity(items.len());
     for (index, item) in items.iter().enumerate() {
         match item.as_string() {
             Some(tag) => tags.push(tag),
-            None => problems.add(format!("{key}[{index}]"), "must be a string"),
+            None => problems.add(Loc::Item(key, index), "must be a string"),
         }
     }
     tags
@@ -390,13 +429,13 @@ fn read_tags<V: JsonView>(value: &V, key: &str, problems: &mut Problems) -> Vec<
 fn read_optional_string<V: JsonView>(
     value: &V,
     key: &str,
-    path: &str,
+    at: Loc,
     problems: &mut Problems,
 ) -> Option<String> {
     let member = value.member(key)?;
     let text = member.as_string();
     if text.is_none() {
-        problems.add(path, "must be a string");
+        problems.add(at, "must be a string");
     }
     text
 }
@@ -404,42 +443,41 @@ fn read_optional_string<V: JsonView>(
 fn read_decimal<V: JsonView>(
     value: &V,
     key: &str,
-    path: &str,
+    at: Loc,
     problems: &mut Problems,
 ) -> Option<Decimal> {
-    let member = value.member(key)?;
+    decimal_of(value.member(key), at, problems)
+}
+
+/// The decimal in `member`, if present; a problem when it is not a decimal string.
+fn decimal_of<V: JsonView>(member: Option<V>, at: Loc, problems: &mut Problems) -> Option<Decimal> {
+    let member = member?;
     let parsed = member.as_string().as_deref().and_then(Decimal::parse);
     if parsed.is_none() {
-        problems.add(
-            format!("{path}.{key}"),
-            "must be a decimal written as a string, like \"12.5\"",
-        );
+        problems.add(at, "must be a decimal written as a string, like \"12.5\"");
     }
     parsed
 }
 
 fn read_tier<V: JsonView>(value: &V, index: usize, problems: &mut Problems) -> Option<Tier> {
-    let path = format!("tiers[{index}]");
     if !value.is_object() {
-        problems.add(path, "must be an object");
+        problems.add(Loc::Tier(index, ""), "must be an object");
         return None;
     }
     let errors_before = problems.0.len();
-    let name = read_optional_string(value, "name", &format!("{path}.name"), problems);
+    let name = read_optional_string(value, "name", Loc::Tier(index, "name"), problems);
     if name.is_none() && problems.0.len() == errors_before {
-        problems.add(format!("{path}.name"), "a tier needs a name");
+        problems.add(Loc::Tier(index, "name"), "a tier needs a name");
     }
-    let percentage = match read_decimal(value, "percentage", &path, problems) {
-        Some(percentage) => Some(percentage),
-        None if value.member("percentage").is_none() && value.member("shipping").is_some() => {
-            Some(Decimal::ZERO)
-        }
+    let shipping_member = value.member("shipping");
+    let percentage = match value.member("percentage") {
+        // A shipping-only tier may leave the percentage out.
+        None if shipping_member.is_some() => Some(Decimal::ZERO),
         None => {
-            if value.member("percentage").is_none() {
-                problems.add(format!("{path}.percentage"), "a tier needs a percentage");
-            }
+            problems.add(Loc::Tier(index, "percentage"), "a tier needs a percentage");
             None
         }
+        member => decimal_of(member, Loc::Tier(index, "percentage"), problems),
     };
     let applies_to = match value.member("appliesTo") {
         None => Some(AppliesTo::Lines),
@@ -447,38 +485,39 @@ fn read_tier<V: JsonView>(value: &V, index: usize, problems: &mut Problems) -> O
             let parsed = member.as_string().as_deref().and_then(AppliesTo::parse);
             if parsed.is_none() {
                 problems.add(
-                    format!("{path}.appliesTo"),
+                    Loc::Tier(index, "appliesTo"),
                     "must be \"LINES\" or \"ORDER_SUBTOTAL\"",
                 );
             }
             parsed
         }
     };
-    let minimum_subtotal = read_decimal(value, "minimumSubtotal", &path, problems);
-    let cap = read_decimal(value, "cap", &path, problems);
-    let shipping = match value.member("shipping") {
+    let minimum_subtotal = read_decimal(
+        value,
+        "minimumSubtotal",
+        Loc::Tier(index, "minimumSubtotal"),
+        problems,
+    );
+    let cap = read_decimal(value, "cap", Loc::Tier(index, "cap"), problems);
+    let shipping = match shipping_member {
         None => None,
         Some(shipping) if !shipping.is_object() => {
-            problems.add(format!("{path}.shipping"), "must be an object");
+            problems.add(Loc::Tier(index, "shipping"), "must be an object");
             None
         }
         Some(shipping) => {
-            let shipping_path = format!("{path}.shipping");
-            let percentage = match read_decimal(&shipping, "percentage", &shipping_path, problems) {
-                Some(percentage) => Some(percentage),
-                None if shipping.member("percentage").is_none() => {
-                    problems.add(
-                        format!("{shipping_path}.percentage"),
-                        "use \"100\" for free shipping",
-                    );
+            let at = Loc::Tier(index, "shipping.percentage");
+            let percentage = match shipping.member("percentage") {
+                None => {
+                    problems.add(at, "use \"100\" for free shipping");
                     None
                 }
-                None => None,
+                member => decimal_of(member, at, problems),
             };
             let message = read_optional_string(
                 &shipping,
                 "message",
-                &format!("{shipping_path}.message"),
+                Loc::Tier(index, "shipping.message"),
                 problems,
             );
             percentage.map(|percentage| ShippingBenefit {
@@ -487,7 +526,7 @@ fn read_tier<V: JsonView>(value: &V, index: usize, problems: &mut Problems) -> O
             })
         }
     };
-    let message = read_optional_string(value, "message", &format!("{path}.message"), problems);
+    let message = read_optional_string(value, "message", Loc::Tier(index, "message"), problems);
     if problems.0.len() > errors_before {
         return None;
     }

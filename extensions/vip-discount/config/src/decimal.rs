@@ -4,19 +4,34 @@
 //! cent is a support ticket, so Keel never turns these into floats: a [`Decimal`] is an integer
 //! count of `10^-scale` units. Every operation is checked and returns `None` instead of
 //! overflowing, so a hostile or absurd input yields "no discount", never a trap in the Function.
+//!
+//! Units are an `i64` (18 significant digits — a cart of a trillion in any currency, or a rate
+//! with 12 decimals, with room to spare) so that the per-line work of the Function (parse, add)
+//! stays in native wasm arithmetic; only products and comparisons widen to `i128`.
 
 use core::cmp::Ordering;
 use core::fmt;
 
-/// Finest scale Keel keeps (18 decimal places). Products of finer numbers are rounded half up to it.
+/// Finest scale Keel keeps (18 decimal places). Finer results are rounded half up to it.
 pub const MAX_SCALE: u8 = 18;
+
+/// `10^0 ..= 10^18`.
+const POW10: [i64; 19] = {
+    let mut table = [1i64; 19];
+    let mut i = 1;
+    while i < 19 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
 
 /// An exact decimal: `units × 10^-scale`.
 ///
 /// Equality and ordering compare values, so `1.50 == 1.5`.
 #[derive(Clone, Copy, Debug)]
 pub struct Decimal {
-    units: i128,
+    units: i64,
     scale: u8,
 }
 
@@ -28,7 +43,7 @@ impl Decimal {
     };
 
     /// `units × 10^-scale`; `None` when `scale` exceeds [`MAX_SCALE`].
-    pub const fn new(units: i128, scale: u8) -> Option<Decimal> {
+    pub const fn new(units: i64, scale: u8) -> Option<Decimal> {
         if scale > MAX_SCALE {
             None
         } else {
@@ -38,33 +53,48 @@ impl Decimal {
 
     pub const fn from_int(value: i64) -> Decimal {
         Decimal {
-            units: value as i128,
+            units: value,
             scale: 0,
         }
     }
 
     /// Parses Shopify's `Decimal` wire format: an optional `-`, digits, an optional `.` and digits
     /// (`"12"`, `"12.50"`, `"-0.5"`, `".5"`). Exponents, `+`, blanks and empty strings are
-    /// rejected. More than [`MAX_SCALE`] decimals are rounded half up.
+    /// rejected. Decimals beyond what fits (more than [`MAX_SCALE`], or more than 18 significant
+    /// digits in all) are rounded half up; a whole part that does not fit is `None`.
     pub fn parse(text: &str) -> Option<Decimal> {
         let bytes = text.as_bytes();
         let (negative, digits) = match bytes.first() {
             Some(b'-') => (true, &bytes[1..]),
             _ => (false, bytes),
         };
-        let mut units: i128 = 0;
-        let mut scale: u32 = 0;
+        let mut units: i64 = 0;
+        let mut scale: u8 = 0;
         let mut seen_point = false;
         let mut seen_digit = false;
+        // Set once a digit no longer fits: the rest only decides the rounding.
+        let mut round_up: Option<bool> = None;
         for &byte in digits {
             match byte {
                 b'0'..=b'9' => {
                     seen_digit = true;
-                    units = units
-                        .checked_mul(10)?
-                        .checked_add(i128::from(byte - b'0'))?;
-                    if seen_point {
-                        scale += 1;
+                    let digit = i64::from(byte - b'0');
+                    if round_up.is_some() {
+                        if !seen_point {
+                            return None; // the whole part does not fit
+                        }
+                        continue;
+                    }
+                    let fits = units <= (i64::MAX - 9) / 10 && (!seen_point || scale < MAX_SCALE);
+                    if fits {
+                        units = units * 10 + digit;
+                        if seen_point {
+                            scale += 1;
+                        }
+                    } else if seen_point {
+                        round_up = Some(digit >= 5);
+                    } else {
+                        return None;
                     }
                 }
                 b'.' if !seen_point => seen_point = true,
@@ -74,21 +104,12 @@ impl Decimal {
         if !seen_digit {
             return None;
         }
-        if negative {
-            units = -units;
-        }
-        if scale > u32::from(MAX_SCALE) {
-            // Too fine to keep: drop the extra digits with the same rounding as everything else.
-            let extra = scale - u32::from(MAX_SCALE);
-            let value = round_units(units, extra)?;
-            return Some(Decimal {
-                units: value,
-                scale: MAX_SCALE,
-            });
+        if round_up == Some(true) {
+            units = units.checked_add(1)?;
         }
         Some(Decimal {
-            units,
-            scale: scale as u8,
+            units: if negative { -units } else { units },
+            scale,
         })
     }
 
@@ -106,9 +127,20 @@ impl Decimal {
     }
 
     pub fn checked_add(self, other: Decimal) -> Option<Decimal> {
+        if self.scale == other.scale {
+            // The common case (amounts of one currency): native arithmetic only.
+            return Some(Decimal {
+                units: self.units.checked_add(other.units)?,
+                scale: self.scale,
+            });
+        }
         let scale = self.scale.max(other.scale);
-        let a = self.units_at(scale)?;
-        let b = other.units_at(scale)?;
+        let a = self
+            .units
+            .checked_mul(POW10[usize::from(scale - self.scale)])?;
+        let b = other
+            .units
+            .checked_mul(POW10[usize::from(scale - other.scale)])?;
         Some(Decimal {
             units: a.checked_add(b)?,
             scale,
@@ -122,39 +154,37 @@ impl Decimal {
         })
     }
 
-    /// Exact product, rounded half up to [`MAX_SCALE`] places if it is finer than that.
+    /// Exact product, rounded half up when it needs more than [`MAX_SCALE`] places or more
+    /// digits than fit.
     pub fn checked_mul(self, other: Decimal) -> Option<Decimal> {
-        let units = self.units.checked_mul(other.units)?;
-        let scale = u32::from(self.scale) + u32::from(other.scale);
-        if scale > u32::from(MAX_SCALE) {
-            let units = round_units(units, scale - u32::from(MAX_SCALE))?;
-            Some(Decimal {
-                units,
-                scale: MAX_SCALE,
-            })
-        } else {
-            Some(Decimal {
-                units,
-                scale: scale as u8,
-            })
-        }
+        let units = i128::from(self.units) * i128::from(other.units);
+        Decimal::from_wide(units, u32::from(self.scale) + u32::from(other.scale))
     }
 
     /// `self × percent / 100`, exact (dividing by 100 only moves the decimal point).
     pub fn percent(self, percent: Decimal) -> Option<Decimal> {
-        let product = self.checked_mul(percent)?;
-        if product.scale + 2 <= MAX_SCALE {
-            Some(Decimal {
-                units: product.units,
-                scale: product.scale + 2,
-            })
-        } else {
-            let units = round_units(product.units, u32::from(product.scale + 2 - MAX_SCALE))?;
-            Some(Decimal {
-                units,
-                scale: MAX_SCALE,
-            })
+        let units = i128::from(self.units) * i128::from(percent.units);
+        Decimal::from_wide(units, u32::from(self.scale) + u32::from(percent.scale) + 2)
+    }
+
+    /// A wide intermediate result brought back into range, dropping decimals (rounded half up)
+    /// until it fits.
+    fn from_wide(mut units: i128, mut scale: u32) -> Option<Decimal> {
+        if scale > u32::from(MAX_SCALE) {
+            units = round_wide(units, scale - u32::from(MAX_SCALE))?;
+            scale = u32::from(MAX_SCALE);
         }
+        while i64::try_from(units).is_err() {
+            if scale == 0 {
+                return None;
+            }
+            units = round_wide(units, 1)?;
+            scale -= 1;
+        }
+        Some(Decimal {
+            units: i64::try_from(units).ok()?,
+            scale: scale as u8,
+        })
     }
 
     /// Rounds to `places` decimals, half away from zero — the rounding Shopify's `Money` applies
@@ -164,7 +194,16 @@ impl Decimal {
         if self.scale <= places {
             return Some(self);
         }
-        let units = round_units(self.units, u32::from(self.scale - places))?;
+        let divisor = POW10[usize::from(self.scale - places)];
+        let quotient = self.units / divisor;
+        let remainder = self.units % divisor;
+        // |remainder| * 2 >= divisor, written so it cannot overflow.
+        let units = if remainder.unsigned_abs() >= divisor.unsigned_abs() - remainder.unsigned_abs()
+        {
+            quotient + self.units.signum()
+        } else {
+            quotient
+        };
         Some(Decimal {
             units,
             scale: places,
@@ -172,51 +211,55 @@ impl Decimal {
     }
 
     /// The value with exactly `places` decimals, rounded half up when it has more:
-    /// `fixed(2)` of `45` is `"45.00"`, of `7506.15` with `places = 0` is `"7506"`.
+    /// `to_fixed(2)` of `45` is `"45.00"`, `to_fixed(0)` of `7506.15` is `"7506"`.
     pub fn to_fixed(self, places: u8) -> Option<String> {
+        if places > MAX_SCALE {
+            return None;
+        }
         let rounded = self.round_dp(places)?;
-        let units = rounded.units_at(places)?;
+        let units = rounded
+            .units
+            .checked_mul(POW10[usize::from(places - rounded.scale)])?;
         Some(format_units(units, places))
     }
 
-    /// `units` expressed at a finer `scale` (never coarser: callers pass `scale >= self.scale`).
-    fn units_at(self, scale: u8) -> Option<i128> {
-        debug_assert!(scale >= self.scale);
-        self.units
-            .checked_mul(pow10(u32::from(scale - self.scale))?)
-    }
-
-    /// Integer part and the fraction scaled to 18 digits; both carry the value's sign, so
-    /// comparing the pairs compares the values without ever overflowing.
-    fn split(self) -> (i128, i128) {
-        let one = pow10(u32::from(self.scale)).unwrap_or(1);
-        let whole = self.units / one;
-        let fraction = self.units % one;
-        // fraction < 10^scale and scale <= 18, so this product is below 10^18.
-        let fraction = fraction * pow10(u32::from(MAX_SCALE - self.scale)).unwrap_or(1);
-        (whole, fraction)
+    /// `units` at `scale` (>= `self.scale`), widened so that it cannot overflow.
+    fn wide_at(self, scale: u8) -> i128 {
+        i128::from(self.units) * i128::from(POW10[usize::from(scale - self.scale)])
     }
 }
 
-/// `10^exp` when it fits in an `i128`.
-fn pow10(exp: u32) -> Option<i128> {
-    10i128.checked_pow(exp)
-}
-
-/// Drops `digits` decimal digits from `units`, rounding half away from zero.
-fn round_units(units: i128, digits: u32) -> Option<i128> {
-    let divisor = pow10(digits)?;
-    let quotient = units / divisor;
-    let remainder = units % divisor;
-    // |remainder| * 2 >= divisor, written so it cannot overflow.
-    if remainder.unsigned_abs() >= divisor.unsigned_abs() - remainder.unsigned_abs() {
-        quotient.checked_add(units.signum())
-    } else {
-        Some(quotient)
+/// Drops `digits` decimal digits from a wide value, rounding half away from zero (up when the
+/// most significant dropped digit is 5 or more).
+fn round_wide(units: i128, digits: u32) -> Option<i128> {
+    let mut magnitude = units.unsigned_abs();
+    let mut last_dropped = 0;
+    for _ in 0..digits {
+        let (quotient, remainder) = div10(magnitude);
+        magnitude = quotient;
+        last_dropped = remainder;
     }
+    if last_dropped >= 5 {
+        magnitude += 1;
+    }
+    let magnitude = i128::try_from(magnitude).ok()?;
+    Some(if units < 0 { -magnitude } else { magnitude })
 }
 
-fn format_units(units: i128, scale: u8) -> String {
+/// `value / 10` and `value % 10` with 64-bit arithmetic only, one 32-bit limb at a time: wasm has
+/// no 128-bit division, and the compiler's generic fallback costs a kilobyte of code.
+fn div10(value: u128) -> (u128, u64) {
+    let mut quotient: u128 = 0;
+    let mut remainder: u64 = 0;
+    for shift in [96u32, 64, 32, 0] {
+        let current = (remainder << 32) | u64::from((value >> shift) as u32);
+        quotient |= u128::from(current / 10) << shift;
+        remainder = current % 10;
+    }
+    (quotient, remainder)
+}
+
+fn format_units(units: i64, scale: u8) -> String {
     let digits = units.unsigned_abs().to_string();
     let scale = usize::from(scale);
     let mut out = String::with_capacity(digits.len() + scale + 2);
@@ -232,7 +275,9 @@ fn format_units(units: i128, scale: u8) -> String {
         out.push_str(fraction);
     } else {
         out.push_str("0.");
-        out.extend(core::iter::repeat_n('0', scale - digits.len()));
+        for _ in digits.len()..scale {
+            out.push('0');
+        }
         out.push_str(&digits);
     }
     out
@@ -260,7 +305,11 @@ impl PartialOrd for Decimal {
 
 impl Ord for Decimal {
     fn cmp(&self, other: &Decimal) -> Ordering {
-        self.split().cmp(&other.split())
+        if self.scale == other.scale {
+            return self.units.cmp(&other.units);
+        }
+        let scale = self.scale.max(other.scale);
+        self.wide_at(scale).cmp(&other.wide_at(scale))
     }
 }
 
@@ -306,15 +355,19 @@ mod tests {
     }
 
     #[test]
-    fn overlong_numbers_are_refused_not_wrapped() {
+    fn whole_parts_too_large_are_refused_not_wrapped() {
+        assert_eq!(Decimal::parse(&"9".repeat(19)), None);
         assert_eq!(Decimal::parse(&"9".repeat(40)), None);
+        assert!(Decimal::parse(&"9".repeat(18)).is_some());
     }
 
     #[test]
-    fn more_than_eighteen_decimals_round_half_up() {
-        let rate = d("1.0000000000000000005"); // 19 decimals, last one a 5
-        assert_eq!(rate.scale(), MAX_SCALE);
+    fn decimals_beyond_what_fits_round_half_up() {
+        let rate = d("1.0000000000000000005"); // 19 decimals, the last a 5
         assert_eq!(rate, d("1.000000000000000001"));
+        // 21 significant digits: kept while they fit, rounded on the first digit dropped.
+        assert_eq!(d("150.123456789012345678"), d("150.1234567890123457"));
+        assert_eq!(d("0.1234567890123456784"), d("0.123456789012345678"));
     }
 
     #[test]
@@ -326,6 +379,8 @@ mod tests {
             total = total.checked_add(d("0.01")).unwrap();
         }
         assert_eq!(total, d("10"));
+        assert_eq!(d("100").checked_add(d("0.005")), Some(d("100.005")));
+        assert_eq!(d("10").checked_sub(d("0.01")), Some(d("9.99")));
     }
 
     #[test]
@@ -347,19 +402,41 @@ mod tests {
     }
 
     #[test]
-    fn multiplication_keeps_every_digit_up_to_eighteen_places() {
+    fn multiplication_keeps_every_digit_that_fits() {
         assert_eq!(d("50").checked_mul(d("0.923456")), Some(d("46.1728")));
         let fine = d("0.123456789").checked_mul(d("0.123456789")).unwrap();
         assert_eq!(fine, d("0.015241578750190521"));
         let finer = d("0.0000000001").checked_mul(d("0.0000000015")).unwrap();
-        assert_eq!(finer, d("0.000000000000000000")); // 1.5e-19 rounds to 0 at 18 places
+        assert_eq!(finer, Decimal::ZERO); // 1.5e-19 rounds to 0 at 18 places
         let half = d("0.0000000001").checked_mul(d("0.000000005")).unwrap();
         assert_eq!(half, d("0.000000000000000001")); // 5e-19 rounds half up
+                                                     // Too many digits for 18: the finest decimals are rounded off, the value kept.
+                                                     // 123518517518.0185173945 needs 22 digits; 19 fit.
+        let big = d("123456789.123456789").checked_mul(d("1000.5")).unwrap();
+        assert_eq!(big, d("123518517518.0185174"));
+    }
+
+    #[test]
+    fn wide_division_by_ten_matches_native() {
+        for value in [
+            0u128,
+            9,
+            10,
+            12345,
+            u64::MAX as u128 * 7 + 3,
+            u128::MAX,
+            u128::MAX / 3,
+        ] {
+            assert_eq!(div10(value), (value / 10, (value % 10) as u64), "{value}");
+        }
+        assert_eq!(round_wide(-12345, 2), Some(-123));
+        assert_eq!(round_wide(-12355, 2), Some(-124));
+        assert_eq!(round_wide(i128::MAX, 1), Some(i128::MAX / 10 + 1));
     }
 
     #[test]
     fn overflow_is_none_not_a_panic() {
-        let big = Decimal::new(i128::MAX / 2, 0).unwrap();
+        let big = Decimal::new(i64::MAX / 2, 0).unwrap();
         assert_eq!(big.checked_add(big).and_then(|x| x.checked_add(big)), None);
         assert_eq!(big.checked_mul(big), None);
         assert_eq!(Decimal::new(1, MAX_SCALE + 1), None);
@@ -371,7 +448,7 @@ mod tests {
         assert!(d("-1.5") < d("-1.2"));
         assert!(d("-0.5") < d("0.2"));
         assert!(d("100") == d("100.000"));
-        assert!(d("99999999999999999999") > d("1.000000000000000001"));
+        assert!(d("999999999999999999") > d("1.000000000000000001"));
     }
 
     #[test]
@@ -381,5 +458,6 @@ mod tests {
         assert_eq!(d("13.8518").to_fixed(3).as_deref(), Some("13.852"));
         assert_eq!(d("0.005").to_fixed(2).as_deref(), Some("0.01"));
         assert_eq!(d("-0.05").to_fixed(2).as_deref(), Some("-0.05"));
+        assert_eq!(d("0.5").to_fixed(4).as_deref(), Some("0.5000"));
     }
 }
