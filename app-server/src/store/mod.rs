@@ -9,6 +9,7 @@
 mod postgres;
 mod rows;
 mod sqlite;
+mod sqlite_batch;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,16 +20,19 @@ pub use sqlite::SqliteStore;
 
 pub type Timestamp = DateTime<Utc>;
 
+/// A driver's error (sqlx, or rusqlite for SQLite's webhook batch writer), kept as the source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Errors of the persistence layer. The edge maps `Unavailable` to 503 (retryable) and the rest
 /// to 500; `Conflict` is for unique violations a caller did not expect.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database is unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     #[error("a row with the same key already exists")]
-    Conflict(#[source] sqlx::Error),
+    Conflict(#[source] BoxError),
     #[error("database error")]
-    Database(#[source] sqlx::Error),
+    Database(#[source] BoxError),
     #[error("migrations failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is invalid: {0}")]

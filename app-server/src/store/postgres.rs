@@ -10,7 +10,6 @@
 //! batch inserting in key order, so batches never deadlock). Writes that touch a shop's row and
 //! its token lock the `shops` row first, so they queue rather than deadlock.
 
-use super::rows::record_webhooks_impl;
 use super::rows::{
     admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
     Admission, BatchPlan, ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS,
@@ -63,12 +62,15 @@ impl PostgresStore {
         .map_err(db_error)?;
         if number < MIN_SERVER_VERSION {
             pool.close().await;
-            return Err(StoreError::Database(sqlx::Error::Configuration(
-                format!(
+            return Err(StoreError::Database(
+                sqlx::Error::Configuration(
+                    format!(
                     "Keel needs PostgreSQL 13 or newer, and this server runs PostgreSQL {version}"
                 )
+                    .into(),
+                )
                 .into(),
-            )));
+            ));
         }
         Ok(Self { pool })
     }
@@ -771,11 +773,135 @@ impl Store for PostgresStore {
 // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
 // Rows are inserted in (shop, key) order, so two batches holding copies of the same
 // deliveries never wait on each other in a cycle.
-record_webhooks_impl!(
-record_webhooks_batch,
-PostgresStore,
-Postgres,
-    sorted: true,
-    begin: |store| store.begin().await?,
-    select_existing: "select id from receipts where shop = $1 and dedupe_key = $2"
+async fn record_webhooks_batch(
+    store: &PostgresStore,
+    batch: &[NewWebhook],
+    now: Timestamp,
+) -> Result<Vec<WebhookRecorded>, StoreError> {
+    use std::collections::HashMap;
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = millis(now);
+    // A handful of statements per batch, not per delivery: this is the webhook hot path,
+    // and each statement is a round trip to the database.
+    let plan = BatchPlan::new(batch, true);
+    let mut tx = store.begin().await?;
+
+    let mut shops: Vec<&str> = batch.iter().map(|w| w.shop.as_str()).collect();
+    shops.sort_unstable();
+    shops.dedup();
+    let mut q =
+        QueryBuilder::<Postgres>::new("select domain, installed from shops where domain in (");
+    let mut list = q.separated(", ");
+    for shop in &shops {
+        list.push_bind(*shop);
+    }
+    q.push(")");
+    let installed: HashMap<String, bool> = q
+        .build_query_as::<(String, bool)>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .collect();
+
+    let admissions: Vec<(usize, Admission)> = plan
+        .firsts
+        .iter()
+        .map(|&i| (i, admit(&batch[i], installed.get(&batch[i].shop).copied())))
+        .collect();
+    let mut q = QueryBuilder::<Postgres>::new(
+    "insert into receipts (shop, source, topic, dedupe_key, webhook_id, event_id, api_version, triggered_at,
+                           status, ignore_reason, payload, customer_id, customer_email, received_at, updated_at) ",
 );
+    q.push_values(&admissions, |mut row, (i, a)| {
+        let w = &batch[*i];
+        row.push_bind(&w.shop)
+            .push("'webhook'")
+            .push_bind(&w.topic)
+            .push_bind(&w.dedupe_key)
+            .push_bind(&w.webhook_id)
+            .push_bind(&w.event_id)
+            .push_bind(&w.api_version)
+            .push_bind(&w.triggered_at)
+            .push_bind(a.status)
+            .push_bind(a.ignored.map(IgnoreReason::as_str))
+            .push_bind(a.payload)
+            .push_bind(a.customer.id)
+            .push_bind(&a.customer.email)
+            .push_bind(now)
+            .push_bind(now);
+    });
+    q.push(" on conflict (shop, dedupe_key) do nothing returning id, shop, dedupe_key");
+    let returned: HashMap<(String, String), i64> = q
+        .build_query_as::<(i64, String, String)>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(|(id, shop, key)| ((shop, key), id))
+        .collect();
+
+    let (mut inserted, mut existing, mut ignored) =
+        (HashMap::new(), HashMap::new(), HashMap::new());
+    for (i, a) in &admissions {
+        let w = &batch[*i];
+        match returned.get(&(w.shop.clone(), w.dedupe_key.clone())) {
+            Some(&id) => {
+                inserted.insert(*i, id);
+                if let Some(reason) = a.ignored {
+                    ignored.insert(*i, reason);
+                }
+            }
+            // Stored by an earlier batch: a duplicate (rare, so one lookup each is fine).
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "select id from receipts where shop = $1 and dedupe_key = $2",
+                )
+                .bind(&w.shop)
+                .bind(&w.dedupe_key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                existing.insert(*i, id);
+            }
+        }
+    }
+
+    let queued: Vec<(usize, i64)> = admissions
+        .iter()
+        .filter(|(i, a)| a.ignored.is_none() && inserted.contains_key(i))
+        .map(|(i, _)| (*i, inserted[i]))
+        .collect();
+    let mut jobs = HashMap::new();
+    if !queued.is_empty() {
+        let mut q = QueryBuilder::<Postgres>::new(
+        "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at) ",
+    );
+        q.push_values(&queued, |mut row, (i, receipt_id)| {
+            let w = &batch[*i];
+            row.push_bind(&w.shop)
+                .push_bind(&w.job_kind)
+                .push("'{}'")
+                .push_bind(*receipt_id)
+                .push("'queued'")
+                .push("0")
+                .push_bind(WEBHOOK_JOB_MAX_ATTEMPTS)
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(" returning id, receipt_id");
+        jobs = q
+            .build_query_as::<(i64, i64)>()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .map(|(job, receipt)| (receipt, job))
+            .collect();
+    }
+    tx.commit().await.map_err(db_error)?;
+    plan.outcomes(&inserted, &existing, &jobs, &ignored)
+}

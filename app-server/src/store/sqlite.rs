@@ -7,16 +7,15 @@
 //! SQLite allows one writer at a time, so this store keeps two pools: readers, and a writer pool
 //! of exactly one connection (see [`SqliteStore::connect`]).
 
-use super::rows::record_webhooks_impl;
 use super::rows::{
-    admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
-    Admission, BatchPlan, ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS,
-    JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    into_customer_data, job_counts, migrations_match, millis, opt_time, store_error, ExportRow,
+    JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED,
+    RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
+use super::sqlite_batch::BatchWriter;
 use super::{
-    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
-    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp,
-    TokenRecord, WebhookRecorded,
+    CustomerData, CustomerRef, DataExport, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
+    RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp, TokenRecord, WebhookRecorded,
 };
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
@@ -25,7 +24,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::types::Json;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Sqlite, SqliteConnection, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -48,7 +47,13 @@ pub struct SqliteStore {
     /// no busy timeout retries). Multi-statement writes still say `BEGIN IMMEDIATE`, so a second
     /// process on the same file (`keel migrate` beside `keel serve`, a test's second store) waits
     /// for the write lock up front rather than failing halfway through a transaction.
-    writer: SqlitePool,
+    ///
+    /// Held directly, not in a pool: a pool returns a connection on drop through a spawned task,
+    /// so under load the next transaction waited for the runtime to schedule that task (measured
+    /// as most of a webhook batch's time). A fair async mutex hands it straight to the next writer.
+    writer: tokio::sync::Mutex<SqliteConnection>,
+    /// Webhook batches, written on a thread of their own (see `sqlite_batch`).
+    batches: BatchWriter,
 }
 
 impl SqliteStore {
@@ -70,31 +75,34 @@ impl SqliteStore {
             if !dir.as_os_str().is_empty() {
                 tokio::fs::create_dir_all(dir)
                     .await
-                    .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))?;
+                    .map_err(|e| StoreError::Unavailable(e.into()))?;
             }
         }
         // The writer connects first: it creates the file and switches it to WAL before any
         // reader opens it.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.clone())
-            .await
-            .map_err(db_error)?;
+        let writer = tokio::sync::Mutex::new(options.connect().await.map_err(db_error)?);
+        // After sqlx's connection exists: it created the file and switched it to WAL.
+        let batches = BatchWriter::open(options.get_filename())?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(db_error)?;
-        Ok(Self { readers, writer })
+        Ok(Self {
+            readers,
+            writer,
+            batches,
+        })
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.writer
-            .begin_with("BEGIN IMMEDIATE")
+    /// The writer connection, or `Unavailable` after [`ACQUIRE_TIMEOUT`] of queueing.
+    async fn write_conn(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, SqliteConnection>, StoreError> {
+        tokio::time::timeout(ACQUIRE_TIMEOUT, self.writer.lock())
             .await
-            .map_err(db_error)
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut.into()))
     }
 }
 
@@ -117,7 +125,7 @@ fn is_transient(d: &dyn DatabaseError) -> bool {
 /// Run `sql`, a delete of one shop's rows (the shop is `?1`), in the caller's transaction;
 /// answers how many rows went.
 async fn delete_shop_rows(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     sql: &str,
     shop: &str,
 ) -> Result<u64, StoreError> {
@@ -150,7 +158,7 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.writer).await?;
+        MIGRATOR.run_direct(&mut *self.write_conn().await?).await?;
         Ok(())
     }
 
@@ -180,7 +188,8 @@ impl Store for SqliteStore {
         token: &NewToken,
         now: Timestamp,
     ) -> Result<TokenRecord, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         // `authorized_at` moves on every install, even of an installed shop: a token exchange
         // proves the app was installed at that moment, so an older uninstall webhook still in
         // the queue must not undo it (see `uninstall_shop`).
@@ -269,7 +278,8 @@ impl Store for SqliteStore {
         lease_until: Timestamp,
         now: Timestamp,
     ) -> Result<RefreshClaim, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         // The same holder may claim again (a retried call); anyone else waits for expiry.
         let row: Option<TokenRow> = sqlx::query_as(&format!(
             "update shop_tokens set refresh_holder = ?2, refresh_lease_until = ?3
@@ -320,12 +330,13 @@ impl Store for SqliteStore {
             )
             .bind(shop)
             .bind(holder)
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(db_error)?;
             return Ok(done.rows_affected() > 0);
         };
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         let version: Option<i64> = sqlx::query_scalar(
             "update shops set token_version = token_version + 1, updated_at = ?3
              where domain = ?1 and exists (select 1 from shop_tokens where shop = ?1 and refresh_holder = ?2)
@@ -364,7 +375,8 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn mark_needs_reauth(&self, shop: &str, now: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         sqlx::query("update shops set needs_reauth = 1, updated_at = ?2 where domain = ?1")
             .bind(shop)
             .bind(millis(now))
@@ -386,7 +398,7 @@ impl Store for SqliteStore {
             .bind(shop)
             .bind(scopes)
             .bind(millis(now))
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(db_error)?;
         Ok(done.rows_affected() > 0)
@@ -402,7 +414,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let keep =
             serde_json::to_string(keep_kinds).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         // `authorized_at` is the latest token exchange: if it is newer than the uninstall, the
         // merchant reinstalled after it (possibly before Keel processed this uninstall).
         let done = sqlx::query(
@@ -439,7 +452,9 @@ impl Store for SqliteStore {
         batch: &[NewWebhook],
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
-        record_webhooks_batch(self, batch, now).await
+        self.batches
+            .record(batch, millis(now), WEBHOOK_JOB_MAX_ATTEMPTS)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
@@ -465,7 +480,7 @@ impl Store for SqliteStore {
             .bind(id)
             .bind(status)
             .bind(millis(now))
-            .execute(&self.writer)
+            .execute(&mut *self.write_conn().await?)
             .await
             .map_err(db_error)?;
         Ok(())
@@ -498,7 +513,7 @@ impl Store for SqliteStore {
         .bind(job.max_attempts)
         .bind(millis(job.run_at))
         .bind(millis(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)
     }
@@ -529,7 +544,7 @@ impl Store for SqliteStore {
         .bind(worker)
         .bind(millis(lease_until))
         .bind(millis(now))
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)?;
         row.map(JobRow::into_job).transpose()
@@ -549,7 +564,7 @@ impl Store for SqliteStore {
         .bind(id)
         .bind(worker)
         .bind(millis(now))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected() > 0)
@@ -573,7 +588,7 @@ impl Store for SqliteStore {
         .bind(millis(run_at))
         .bind(error)
         .bind(millis(now))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected() > 0)
@@ -595,7 +610,7 @@ impl Store for SqliteStore {
         .bind(worker)
         .bind(error)
         .bind(millis(now))
-        .execute(&self.writer)
+        .execute(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)?;
         Ok(done.rows_affected() > 0)
@@ -671,7 +686,7 @@ impl Store for SqliteStore {
         .bind(data_request_id)
         .bind(Json(report))
         .bind(millis(now))
-        .fetch_one(&self.writer)
+        .fetch_one(&mut *self.write_conn().await?)
         .await
         .map_err(db_error)
     }
@@ -695,7 +710,8 @@ impl Store for SqliteStore {
         customer: &CustomerRef,
         now: Timestamp,
     ) -> Result<RedactCounts, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         let exports = sqlx::query(&format!("delete from data_exports where {ABOUT_CUSTOMER}"))
             .bind(shop)
             .bind(customer.id)
@@ -728,7 +744,8 @@ impl Store for SqliteStore {
         shop: &str,
         keep_receipt: Option<i64>,
     ) -> Result<RedactCounts, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
         // Jobs first: they reference receipts. A job belongs to the shop by its own column or by
         // its receipt's.
         let jobs = sqlx::query(
@@ -774,13 +791,10 @@ impl Store for SqliteStore {
     }
 }
 
-// One writer and BEGIN IMMEDIATE: concurrent batches run one after the other, so the unique
-// key alone decides which copy of a delivery is the first.
-record_webhooks_impl!(
-record_webhooks_batch,
-SqliteStore,
-Sqlite,
-    sorted: false,
-    begin: |store| store.begin_write().await?,
-    select_existing: "select id from receipts where shop = ?1 and dedupe_key = ?2"
-);
+/// `BEGIN IMMEDIATE`: take the write lock up front, so a second process on the same file makes
+/// this wait (busy timeout) rather than fail halfway through.
+async fn begin_immediate(
+    conn: &mut SqliteConnection,
+) -> Result<Transaction<'_, Sqlite>, StoreError> {
+    conn.begin_with("BEGIN IMMEDIATE").await.map_err(db_error)
+}
