@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*"; }
 
+# Keep a copy of everything for the closing tally of every test binary's results.
+transcript=$(mktemp /tmp/keel-test-log.XXXXXX)
+exec > >(tee "$transcript") 2>&1
+
 # --- what the suite needs from the system --------------------------------------------------
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
@@ -27,7 +31,7 @@ fi
 # --- a throwaway PostgreSQL cluster for the PostgreSQL half of the suite -------------------
 pgdir=$(mktemp -d /tmp/keel-test-pg.XXXXXX)
 pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() { scripts/pg-throwaway.sh stop "$pgdir" || true; rm -rf "$pgdir"; }
+cleanup() { scripts/pg-throwaway.sh stop "$pgdir" || true; rm -rf "$pgdir" "$transcript"; }
 trap cleanup EXIT
 log "starting PostgreSQL on port $pgport"
 KEEL_TEST_POSTGRES_URL=$(scripts/pg-throwaway.sh start "$pgdir" "$pgport")
@@ -43,3 +47,7 @@ log "cargo test (SQLite and PostgreSQL)"
 cargo test --workspace --locked --exclude function-harness
 log "VIP discount Function: wasm, native tests, harness"
 scripts/test-function.sh
+
+# One closing line over every `cargo test` result above (the last binary alone may have run none).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\ntests: %d passed, %d failed\n", p, f }' "$transcript"
