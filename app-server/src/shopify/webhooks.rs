@@ -69,7 +69,7 @@ impl DeliveryHeaders {
     }
 }
 
-/// The topics Keel handles. Anything else is acknowledged and recorded as ignored.
+/// The topics Keel handles. Anything else is acknowledged (so Shopify stops) and logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
     AppUninstalled,
