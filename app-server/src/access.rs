@@ -332,7 +332,7 @@ impl TokenSource for Access {
             .mark_needs_reauth(shop.as_str(), self.clock.now())
             .await
         {
-            tracing::error!(shop = %shop, error = %crate::jobs::error_chain(&e), "could not mark the shop for re-authorisation");
+            tracing::error!(shop = %shop, error = %crate::errors::error_chain(&e), "could not mark the shop for re-authorisation");
         }
     }
 }
@@ -341,6 +341,6 @@ fn token_error(e: AccessError) -> TokenError {
     match e {
         AccessError::NotInstalled => TokenError::NotInstalled,
         AccessError::NeedsReauth => TokenError::NeedsReauthorization,
-        other => TokenError::Unavailable(crate::jobs::error_chain(&other)),
+        other => TokenError::Unavailable(crate::errors::error_chain(&other)),
     }
 }

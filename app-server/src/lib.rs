@@ -16,6 +16,8 @@ pub mod cli;
 pub mod clock;
 /// Configuration from the environment, validated all at once.
 pub mod config;
+/// Error helpers shared by every layer (an error with its sources on one line).
+pub mod errors;
 /// The durable job queue and its workers.
 pub mod jobs;
 /// Decisions: what a webhook or action means for a shop's data.

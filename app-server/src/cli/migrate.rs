@@ -16,7 +16,7 @@ pub async fn run() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "keel: cannot open the database: {}",
-                crate::jobs::error_chain(&e)
+                crate::errors::error_chain(&e)
             );
             return ExitCode::FAILURE;
         }
@@ -27,7 +27,7 @@ pub async fn run() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("keel: migration failed: {}", crate::jobs::error_chain(&e));
+            eprintln!("keel: migration failed: {}", crate::errors::error_chain(&e));
             ExitCode::FAILURE
         }
     }

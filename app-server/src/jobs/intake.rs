@@ -103,7 +103,7 @@ async fn commit_loop(
                 }
             }
             Err(e) => {
-                let why = super::error_chain(&e);
+                let why = crate::errors::error_chain(&e);
                 tracing::error!(error = %why, batch = items.len(), "webhook batch not stored");
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(IntakeError::NotStored(why.clone())));

@@ -39,14 +39,4 @@ impl From<crate::ops::OpsError> for JobError {
     }
 }
 
-/// "outer: inner: innermost", for the job's `last_error` column.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+use crate::errors::error_chain;

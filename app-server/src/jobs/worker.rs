@@ -57,7 +57,7 @@ async fn worker_loop(state: AppState, name: String, shutdown: CancellationToken)
             Ok(true) => continue,
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(worker = %name, error = %super::error_chain(&e), "claiming a job failed")
+                tracing::warn!(worker = %name, error = %crate::errors::error_chain(&e), "claiming a job failed")
             }
         }
         tokio::select! {

@@ -87,7 +87,7 @@ async fn entry(
                 .into_response()
         }
         Err(e) => {
-            tracing::error!(shop = %shop, error = %crate::jobs::error_chain(&e), "embedded load failed");
+            tracing::error!(shop = %shop, error = %crate::errors::error_chain(&e), "embedded load failed");
             let page = pages::message(
                 client_id,
                 "Try again",

@@ -42,7 +42,7 @@ impl ApiError {
     }
 
     pub fn internal(context: &str, err: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %crate::jobs::error_chain(err), "{context}");
+        tracing::error!(error = %crate::errors::error_chain(err), "{context}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -51,7 +51,7 @@ impl ApiError {
     }
 
     pub fn unavailable(context: &str, err: &dyn std::error::Error) -> Self {
-        tracing::warn!(error = %crate::jobs::error_chain(err), "{context}");
+        tracing::warn!(error = %crate::errors::error_chain(err), "{context}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

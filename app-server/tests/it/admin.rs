@@ -319,8 +319,8 @@ async fn automatic_app_discount_is_created_once_per_key_and_updated() {
     ));
 }
 
-/// 40 concurrent tagsAdd (400 points) against a 100-point bucket restoring 100/s.
-async fn burst(keel: &TestKeel, admin: Arc<AdminClient>) {
+/// A shop whose bucket holds only 100 points, restoring 100/s.
+fn small_bucket(keel: &TestKeel) {
     keel.sim.set_throttle(
         SHOP,
         ThrottleConfig {
@@ -329,6 +329,10 @@ async fn burst(keel: &TestKeel, admin: Arc<AdminClient>) {
             currently_available: Some(100.0),
         },
     );
+}
+
+/// 40 concurrent tagsAdd (400 points) against the small bucket.
+async fn burst(keel: &TestKeel, admin: Arc<AdminClient>) {
     let tasks: Vec<_> = (0..40u64)
         .map(|i| {
             let admin = admin.clone();
@@ -352,6 +356,7 @@ async fn burst(keel: &TestKeel, admin: Arc<AdminClient>) {
 #[tokio::test]
 async fn with_the_throttle_no_request_is_refused_for_cost() {
     let keel = seeded().await;
+    small_bucket(&keel);
     let admin = Arc::new(client(&keel, RetryPolicy::default()));
     // The client learns the shop's bucket from its first answer, as it does in production.
     admin.shop_info(&shop()).await.unwrap();
@@ -368,6 +373,7 @@ async fn without_the_throttle_many_requests_are_refused_but_retried() {
         deadline: Duration::from_secs(60),
         ..RetryPolicy::default()
     };
+    small_bucket(&keel);
     let admin = Arc::new(client(&keel, patient).without_client_throttle());
     burst(&keel, admin).await;
     assert!(

@@ -302,7 +302,7 @@ impl AdminClient {
             Err(e) => {
                 reservation.cancel().await;
                 return Attempt::Retry {
-                    why: format!("connection: {}", crate::jobs::error_chain(&e)),
+                    why: format!("connection: {}", crate::errors::error_chain(&e)),
                     hint: None,
                 };
             }
@@ -338,7 +338,7 @@ impl AdminClient {
                 // A body cut off mid-way is a dropped connection, not a malformed answer.
                 reservation.cancel().await;
                 return Attempt::Retry {
-                    why: format!("reading the answer: {}", crate::jobs::error_chain(&e)),
+                    why: format!("reading the answer: {}", crate::errors::error_chain(&e)),
                     hint: None,
                 };
             }
