@@ -2,17 +2,16 @@
 //! group for VIP tiers that have a shipping benefit.
 //!
 //! Same early exits as the lines target (buyer, SHIPPING class, configuration, tier). The lines are
-//! read only when the tier has a minimum subtotal, which counts the same eligible lines as the
-//! line discount does.
+//! read only when the tier has a minimum subtotal that the cart's subtotal reaches; the minimum
+//! counts the same eligible lines as the line discount does.
 
-use shopify_function::prelude::log;
 use shopify_function::Result;
 use vip_config::CartCurrency;
 
 use crate::input::Run;
 use crate::lines_scan::{self, Want};
 use crate::schema::{self, delivery_run};
-use crate::vip::{self, Buyer};
+use crate::vip::{self, skipped, Benefit::Shipping, Buyer};
 
 type Output = schema::CartDeliveryOptionsDiscountsGenerateRunResult;
 
@@ -54,32 +53,57 @@ pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
 
     if tier.minimum_subtotal.is_some() {
         let Some(rate) = typed.presentment_currency_rate().0 else {
-            log!("vip-discount: presentmentCurrencyRate is not a decimal; no VIP shipping");
+            skipped(
+                Shipping,
+                format_args!("presentmentCurrencyRate is not a decimal"),
+            );
             return no_discount();
         };
+        let cart_cost = typed.cart().cost().subtotal_amount();
         let currency = CartCurrency {
             rate,
-            code: typed.cart().cost().subtotal_amount().currency_code(),
+            code: cart_cost.currency_code(),
         };
+        let Some(cart_subtotal) = cart_cost.amount().0 else {
+            skipped(
+                Shipping,
+                format_args!("the cart's subtotal is not a decimal"),
+            );
+            return no_discount();
+        };
+        // The eligible lines add up to at most the cart's subtotal: a cart short of the minimum
+        // is settled without reading a line.
+        match tier.meets_minimum(cart_subtotal, &currency) {
+            Ok(true) => {}
+            Ok(false) => return no_discount(),
+            Err(_) => {
+                skipped(Shipping, format_args!("amounts out of range"));
+                return no_discount();
+            }
+        }
         let want = Want {
-            subtotal: true,
+            ineligible_subtotal: true,
             ..Want::default()
         };
         let scan = match lines_scan::scan(&input.raw, want) {
             Ok(scan) => scan,
             Err(error) => {
-                log!(
-                    "vip-discount: cart lines unreadable ({}); no VIP shipping",
-                    error.describe()
-                );
+                skipped(Shipping, format_args!("cart lines unreadable ({})", error));
                 return no_discount();
             }
         };
-        match tier.meets_minimum(scan.eligible_subtotal, &currency) {
+        let Some(eligible_subtotal) = scan.eligible_subtotal(cart_subtotal) else {
+            skipped(
+                Shipping,
+                format_args!("the cart's subtotal is less than its ineligible lines"),
+            );
+            return no_discount();
+        };
+        match tier.meets_minimum(eligible_subtotal, &currency) {
             Ok(true) => {}
             Ok(false) => return no_discount(),
             Err(_) => {
-                log!("vip-discount: amounts out of range; no VIP shipping");
+                skipped(Shipping, format_args!("amounts out of range"));
                 return no_discount();
             }
         }

@@ -4,16 +4,17 @@
 //! Exits, in input order so each costs as little as possible: the buyer is a guest or has neither a
 //! tier nor a VIP tag (nothing but the buyer is decoded); the discount has neither the PRODUCT nor
 //! the ORDER class; the configuration is missing or invalid; the tier is unknown, gives no
-//! percentage, or needs a class the discount lacks. Only then are the lines read.
+//! percentage, or needs a class the discount lacks; the cart's subtotal is below the tier's
+//! minimum. Only then are the lines read — their amounts only when the cart's subtotal leaves the
+//! minimum or the cap open, and then only the ineligible lines'.
 
-use shopify_function::prelude::log;
 use shopify_function::Result;
 use vip_config::{AppliesTo, CartCurrency, DiscountValue, NoDiscount, Tier};
 
 use crate::input::{DecimalText, Run};
 use crate::lines_scan::{self, Want};
 use crate::schema::{self, lines_run};
-use crate::vip::{self, Buyer};
+use crate::vip::{self, skipped, Benefit::Discount, Buyer};
 
 type Output = schema::CartLinesDiscountsGenerateRunResult;
 
@@ -56,35 +57,54 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
         AppliesTo::OrderSubtotal => order_class,
     };
     if !class_present {
-        log!(
-            "vip-discount: tier \"{}\" applies to {} but the discount lacks that class; no line discount",
-            tier.name,
-            tier.applies_to.as_str()
+        skipped(
+            Discount,
+            format_args!(
+                "tier \"{}\" applies to {} but the discount lacks that class",
+                tier.name,
+                tier.applies_to.as_str()
+            ),
         );
         return no_discount();
     }
 
     let Some(rate) = typed.presentment_currency_rate().0 else {
-        log!("vip-discount: presentmentCurrencyRate is not a decimal; no VIP discount");
+        skipped(
+            Discount,
+            format_args!("presentmentCurrencyRate is not a decimal"),
+        );
         return no_discount();
     };
+    let cart_cost = typed.cart().cost().subtotal_amount();
     let currency = CartCurrency {
         rate,
-        code: typed.cart().cost().subtotal_amount().currency_code(),
+        code: cart_cost.currency_code(),
+    };
+    let Some(cart_subtotal) = cart_cost.amount().0 else {
+        skipped(
+            Discount,
+            format_args!("the cart's subtotal is not a decimal"),
+        );
+        return no_discount();
     };
 
+    // The eligible lines add up to at most the cart's subtotal, which settles most minimums and
+    // caps before a single line is read: a cart short of the minimum gets nothing, one whose
+    // whole subtotal stays under the cap gets the percentage.
+    let decided = match tier.lines_value_within(cart_subtotal, &currency) {
+        Some(Err(_)) => return no_discount(),
+        Some(Ok(value)) => Some(value),
+        None => None,
+    };
     let want = Want {
         eligible_ids: tier.applies_to == AppliesTo::Lines,
         ineligible_ids: tier.applies_to == AppliesTo::OrderSubtotal,
-        subtotal: tier.needs_subtotal(),
+        ineligible_subtotal: decided.is_none(),
     };
     let scan = match lines_scan::scan(&input.raw, want) {
         Ok(scan) => scan,
         Err(error) => {
-            log!(
-                "vip-discount: cart lines unreadable ({}); no VIP discount",
-                error.describe()
-            );
+            skipped(Discount, format_args!("cart lines unreadable ({})", error));
             return no_discount();
         }
     };
@@ -92,16 +112,28 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
         return no_discount();
     }
 
-    let value = match tier.lines_value(scan.eligible_subtotal, &currency) {
-        Ok(value) => value,
-        Err(NoDiscount::Arithmetic) => {
-            log!("vip-discount: amounts out of range; no VIP discount");
-            return no_discount();
+    let value = match decided {
+        Some(value) => value,
+        None => {
+            let Some(eligible_subtotal) = scan.eligible_subtotal(cart_subtotal) else {
+                skipped(
+                    Discount,
+                    format_args!("the cart's subtotal is less than its ineligible lines"),
+                );
+                return no_discount();
+            };
+            match tier.lines_value(eligible_subtotal, &currency) {
+                Ok(value) => value,
+                Err(NoDiscount::Arithmetic) => {
+                    skipped(Discount, format_args!("amounts out of range"));
+                    return no_discount();
+                }
+                Err(NoDiscount::BelowMinimum | NoDiscount::NoPercentage) => return no_discount(),
+            }
         }
-        Err(NoDiscount::BelowMinimum | NoDiscount::NoPercentage) => return no_discount(),
     };
     let Some(operation) = operation(tier, value, &currency, scan) else {
-        log!("vip-discount: amounts out of range; no VIP discount");
+        skipped(Discount, format_args!("amounts out of range"));
         return no_discount();
     };
     Ok(Output {

@@ -45,6 +45,7 @@ pub mod schema {
     #[query("src/cart_lines_discounts_generate_run.graphql", custom_scalar_overrides = {
         "Input.discount.metafield.jsonValue" => super::input::RawJson,
         "Input.presentmentCurrencyRate" => super::input::ExactDecimal,
+        "Input.cart.cost.subtotalAmount.amount" => super::input::ExactDecimal,
         "Input.cart.amounts.cost.subtotalAmount.amount" => super::input::ExactDecimal,
     })]
     pub mod lines_run {}
@@ -52,6 +53,7 @@ pub mod schema {
     #[query("src/cart_delivery_options_discounts_generate_run.graphql", custom_scalar_overrides = {
         "Input.discount.metafield.jsonValue" => super::input::RawJson,
         "Input.presentmentCurrencyRate" => super::input::ExactDecimal,
+        "Input.cart.cost.subtotalAmount.amount" => super::input::ExactDecimal,
         "Input.cart.amounts.cost.subtotalAmount.amount" => super::input::ExactDecimal,
     })]
     pub mod delivery_run {}

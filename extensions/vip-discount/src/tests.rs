@@ -67,18 +67,28 @@ fixture_tests!(
     gift_card_and_custom_item_skipped,
     minimum_subtotal_not_met,
     cap_reached,
+    cap_not_reached_without_ineligible_lines,
+    minimum_missed_by_the_whole_cart,
     currency_eur_cap,
     currency_jpy_cap,
     currency_kwd_cap,
     currency_jpy_minimum_not_met,
     lines_1_vip,
     lines_3_vip,
+    lines_3_vip_no_cap,
+    lines_3_vip_order,
+    lines_3_vip_order_capped,
     lines_3_non_vip,
     lines_200_vip,
+    lines_200_vip_no_cap,
+    lines_200_vip_order,
+    lines_200_vip_order_capped,
     lines_200_non_vip,
     lines_500_vip,
+    lines_500_vip_no_cap,
+    lines_500_vip_order,
+    lines_500_vip_order_capped,
     lines_500_non_vip,
-    lines_200_vip_no_cap,
     config_missing,
     config_empty,
     config_malformed,
@@ -124,20 +134,87 @@ fn gold_input_with(list: &str, path: &[&str], value: Json) -> String {
     input.to_string()
 }
 
+/// Gold (15 %, cap 50) on an eligible 300.00 and an excluded 100.00: the cart's subtotal leaves the
+/// cap open, so the excluded line's amount is read.
+fn gold_cap_open_input() -> serde_json::Value {
+    Cart::new()
+        .buyer(Buyer::with_tier("Gold"))
+        .with_lines(&[
+            ("300.00", LineKind::Product),
+            ("100.00", LineKind::ExcludedProduct),
+        ])
+        .input(Target::Lines)
+        .to_value()
+}
+
 #[test]
 fn an_amount_that_is_not_a_decimal_gives_no_discount_instead_of_trapping() {
-    let input = gold_input_with(
-        "amounts",
-        &["cost", "subtotalAmount", "amount"],
-        Json::Float(20.0),
+    for amount in [serde_json::json!(100.0), serde_json::json!("1e2")] {
+        let mut input = gold_cap_open_input();
+        input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = amount;
+        assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
+    }
+}
+
+#[test]
+fn amounts_that_do_not_match_the_lines_give_no_discount() {
+    let mut input = gold_cap_open_input();
+    input["cart"]["amounts"] = serde_json::json!([]);
+    assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
+}
+
+#[test]
+fn a_cart_subtotal_below_its_ineligible_lines_gives_no_discount() {
+    // Shopify's cart subtotal is the sum of its lines'; one that is not cannot be trusted.
+    let mut input = gold_cap_open_input();
+    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("400.01");
+    assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
+    // At exactly the cart's subtotal nothing is eligible by amount, which is still consistent.
+    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("400.00");
+    let output = run(Target::Lines, &input.to_string());
+    assert_eq!(
+        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
+        serde_json::json!({"percentage": {"value": "15"}})
     );
-    assert_eq!(run(Target::Lines, &input), scenarios_nothing());
-    let input = gold_input_with(
-        "amounts",
-        &["cost", "subtotalAmount", "amount"],
-        Json::str("1e3"),
+}
+
+#[test]
+fn a_cart_subtotal_that_is_not_a_decimal_gives_no_discount() {
+    let mut input = gold_cap_open_input();
+    input["cart"]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("four hundred");
+    assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
+    let mut input = Cart::new()
+        .buyer(Buyer::with_tier("Silver"))
+        .with_lines(&[("120.00", LineKind::Product)])
+        .input(Target::Delivery)
+        .to_value();
+    input["cart"]["cost"]["subtotalAmount"]["amount"] = serde_json::json!(120);
+    assert_eq!(
+        run(Target::Delivery, &input.to_string()),
+        scenarios_nothing()
     );
-    assert_eq!(run(Target::Lines, &input), scenarios_nothing());
+}
+
+#[test]
+fn ineligible_amounts_are_subtracted_from_the_cart_subtotal() {
+    // The cart's subtotal says 400.00 but only 290.00 of it is eligible (15 % is 43.50, under the
+    // cap): the Function must use the cart's subtotal minus the excluded line, not the lines'
+    // own sum. Changing the eligible line's amount alone must not change the result.
+    let mut input = gold_cap_open_input();
+    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("110.00");
+    input["cart"]["amounts"][0]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("9999.00");
+    let output = run(Target::Lines, &input.to_string());
+    assert_eq!(
+        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
+        serde_json::json!({"percentage": {"value": "15"}})
+    );
+    // With 20.00 excluded instead, 380.00 is eligible: 57.00 passes the cap of 50.00.
+    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("20.00");
+    let output = run(Target::Lines, &input.to_string());
+    assert_eq!(
+        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
+        serde_json::json!({"fixedAmount": {"amount": "50.00"}})
+    );
 }
 
 #[test]

@@ -10,6 +10,25 @@ use vip_config::{Tier, VipConfig};
 
 use crate::input::RawJson;
 
+/// What a run would have given, for the log line of a run that gives nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Benefit {
+    Discount,
+    Shipping,
+}
+
+/// Logs why the run gives nothing, as one line ("vip-discount: {reason}; no VIP {benefit}").
+/// Every such line goes through here, so both targets share their texts and the formatting code
+/// (the wasm's size is budgeted).
+#[inline(never)]
+pub fn skipped(benefit: Benefit, reason: core::fmt::Arguments<'_>) {
+    let benefit = match benefit {
+        Benefit::Discount => "discount",
+        Benefit::Shipping => "shipping",
+    };
+    log!("vip-discount: {reason}; no VIP {benefit}");
+}
+
 /// What the input says about the buyer.
 #[derive(Clone, Copy, Debug)]
 pub struct Buyer<'a> {
@@ -30,7 +49,10 @@ impl Buyer<'_> {
 /// does not pass [`VipConfig::from_json`].
 pub fn load_config(metafield_json: Option<RawJson>) -> Option<VipConfig> {
     let Some(json) = metafield_json else {
-        log!("vip-discount: the discount has no $app:vip/config metafield; no VIP discount");
+        skipped(
+            Benefit::Discount,
+            format_args!("the discount has no $app:vip/config metafield"),
+        );
         return None;
     };
     match VipConfig::from_json(&json) {
@@ -40,12 +62,18 @@ pub fn load_config(metafield_json: Option<RawJson>) -> Option<VipConfig> {
             let more = errors.0.len().saturating_sub(1);
             match errors.first() {
                 Some(first) if more > 0 => {
-                    log!("vip-discount: configuration rejected ({first}; {more} more problems); no VIP discount")
+                    skipped(
+                        Benefit::Discount,
+                        format_args!("configuration rejected ({first}; {more} more problems)"),
+                    );
                 }
                 Some(first) => {
-                    log!("vip-discount: configuration rejected ({first}); no VIP discount")
+                    skipped(
+                        Benefit::Discount,
+                        format_args!("configuration rejected ({first})"),
+                    );
                 }
-                None => log!("vip-discount: configuration rejected; no VIP discount"),
+                None => skipped(Benefit::Discount, format_args!("configuration rejected")),
             }
             None
         }
@@ -57,7 +85,10 @@ pub fn load_config(metafield_json: Option<RawJson>) -> Option<VipConfig> {
 pub fn tier_for<'c>(config: &'c VipConfig, buyer: &Buyer<'_>) -> Option<&'c Tier> {
     let tier = config.tier_for_buyer(buyer.tier_name, buyer.has_vip_tag);
     if let (Some(name), None) = (buyer.tier_name, &tier) {
-        log!("vip-discount: the customer's VIP tier \"{name}\" is not configured; no VIP discount");
+        skipped(
+            Benefit::Discount,
+            format_args!("the customer's VIP tier \"{name}\" is not configured"),
+        );
     }
     tier
 }

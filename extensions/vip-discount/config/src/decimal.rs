@@ -259,26 +259,43 @@ fn div10(value: u128) -> (u128, u64) {
     (quotient, remainder)
 }
 
+/// `units` at `scale` in plain decimal notation. Digits are produced by hand rather than through
+/// `to_string` and `str::split_at`: the Function links this, and string slicing brings along the
+/// standard library's panic formatting for non-character boundaries (kilobytes of wasm).
 fn format_units(units: i64, scale: u8) -> String {
-    let digits = units.unsigned_abs().to_string();
+    // Least significant first; an `i64` has at most 19 digits.
+    let mut reversed = [0u8; 20];
+    let mut len = 0;
+    let mut magnitude = units.unsigned_abs();
+    loop {
+        reversed[len] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        len += 1;
+        if magnitude == 0 || len == reversed.len() {
+            break;
+        }
+    }
+    let digits = &reversed[..len];
     let scale = usize::from(scale);
-    let mut out = String::with_capacity(digits.len() + scale + 2);
+    let mut out = String::with_capacity(len + scale + 3);
     if units < 0 {
         out.push('-');
     }
-    if scale == 0 {
-        out.push_str(&digits);
-    } else if digits.len() > scale {
-        let (whole, fraction) = digits.split_at(digits.len() - scale);
-        out.push_str(whole);
-        out.push('.');
-        out.push_str(fraction);
+    if len > scale {
+        digits[scale..]
+            .iter()
+            .rev()
+            .for_each(|&d| out.push(char::from(d)));
     } else {
-        out.push_str("0.");
-        for _ in digits.len()..scale {
-            out.push('0');
-        }
-        out.push_str(&digits);
+        out.push('0');
+    }
+    if scale > 0 {
+        out.push('.');
+        (len..scale).for_each(|_| out.push('0'));
+        digits[..len.min(scale)]
+            .iter()
+            .rev()
+            .for_each(|&d| out.push(char::from(d)));
     }
     out
 }

@@ -94,6 +94,37 @@ impl Tier {
         }
         Ok(DiscountValue::Percentage(self.percentage))
     }
+
+    /// [`Tier::lines_value`] when only an upper bound of the eligible subtotal is known, such as
+    /// the cart's subtotal (which also counts the ineligible lines): `Some` when the bound already
+    /// decides — it is below the minimum, or the percentage of it stays within the cap and there
+    /// is no minimum — and `None` when the exact eligible subtotal is needed (also when the bound
+    /// is too large to compute with: the exact subtotal then decides, or reports the error).
+    ///
+    /// Sound because a tier's percentage is never negative (validation keeps it in 0–100), so a
+    /// smaller subtotal can only take off less and can only miss a minimum more.
+    pub fn lines_value_within(
+        &self,
+        at_most: Decimal,
+        currency: &CartCurrency<'_>,
+    ) -> Option<Result<DiscountValue, NoDiscount>> {
+        if self.percentage.is_zero() {
+            return Some(Err(NoDiscount::NoPercentage));
+        }
+        if self.minimum_subtotal.is_some() {
+            return match self.meets_minimum(at_most, currency) {
+                Ok(false) => Some(Err(NoDiscount::BelowMinimum)),
+                Ok(true) | Err(_) => None,
+            };
+        }
+        match self.lines_value(at_most, currency) {
+            Ok(DiscountValue::Percentage(percentage)) => {
+                Some(Ok(DiscountValue::Percentage(percentage)))
+            }
+            // A smaller subtotal may stay under the cap, or fit where this one overflowed.
+            Ok(DiscountValue::FixedAmount(_)) | Err(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +220,37 @@ mod tests {
             gold.lines_value(d("100.00"), &USD),
             Ok(DiscountValue::Percentage(d("10")))
         );
+    }
+
+    #[test]
+    fn an_upper_bound_decides_only_what_every_smaller_subtotal_shares() {
+        let capped = tier("15", None, Some("50"));
+        // 15 % of at most 300 is at most 45: under the cap whatever the eligible lines are.
+        assert_eq!(
+            capped.lines_value_within(d("300"), &USD),
+            Some(Ok(DiscountValue::Percentage(d("15"))))
+        );
+        // 15 % of 400 would pass the cap, but the eligible lines may add up to less.
+        assert_eq!(capped.lines_value_within(d("400"), &USD), None);
+
+        let with_minimum = tier("10", Some("100"), None);
+        assert_eq!(
+            with_minimum.lines_value_within(d("99.99"), &USD),
+            Some(Err(NoDiscount::BelowMinimum))
+        );
+        // The cart reaches the minimum; whether the eligible lines do is still open.
+        assert_eq!(with_minimum.lines_value_within(d("100"), &USD), None);
+
+        let plain = tier("5", None, None);
+        assert_eq!(
+            plain.lines_value_within(d("1000000"), &USD),
+            Some(Ok(DiscountValue::Percentage(d("5"))))
+        );
+        let absurd = CartCurrency {
+            rate: Decimal::new(i64::MAX / 10, 0).unwrap(),
+            code: "USD",
+        };
+        assert_eq!(capped.lines_value_within(d("10"), &absurd), None);
     }
 
     #[test]
