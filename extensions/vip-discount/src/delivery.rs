@@ -6,7 +6,7 @@
 //! counts the same eligible lines as the line discount does.
 
 use shopify_function::Result;
-use vip_config::CartCurrency;
+use vip_config::{CartCurrency, CartTerms, Decimal};
 
 use crate::input::Run;
 use crate::lines_scan::{self, Want};
@@ -51,7 +51,7 @@ pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
         return no_discount();
     };
 
-    if tier.minimum_subtotal.is_some() {
+    if let Some(minimum) = tier.minimum_subtotal {
         let Some(rate) = typed.presentment_currency_rate().0 else {
             skipped(
                 Shipping,
@@ -71,41 +71,37 @@ pub fn run(input: Run<delivery_run::Input>) -> Result<Output> {
             );
             return no_discount();
         };
+        let Some(minimum) = currency.from_shop(minimum) else {
+            skipped(Shipping, format_args!("amounts out of range"));
+            return no_discount();
+        };
+        // Only the minimum matters here (a cap limits the line discount, not shipping).
+        let terms = CartTerms {
+            percentage: tier.percentage,
+            minimum: Some(minimum),
+            cap: None,
+        };
         // The eligible lines add up to at most the cart's subtotal: a cart short of the minimum
         // is settled without reading a line.
-        match tier.meets_minimum(cart_subtotal, &currency) {
-            Ok(true) => {}
-            Ok(false) => return no_discount(),
-            Err(_) => {
-                skipped(Shipping, format_args!("amounts out of range"));
+        let mut meets = terms.meets_minimum_between(Decimal::ZERO, cart_subtotal);
+        if meets.is_none() {
+            let want = Want {
+                eligibility: true,
+                ..Want::default()
+            };
+            let settled = lines_scan::scan(&input.raw, want).and_then(|scan| {
+                lines_scan::settle(&input.raw, &scan, cart_subtotal, &mut |low, high| {
+                    meets = terms.meets_minimum_between(low, high);
+                    meets.is_some()
+                })
+            });
+            if let Err(error) = settled {
+                skipped(Shipping, format_args!("{error}"));
                 return no_discount();
             }
         }
-        let want = Want {
-            ineligible_subtotal: true,
-            ..Want::default()
-        };
-        let scan = match lines_scan::scan(&input.raw, want) {
-            Ok(scan) => scan,
-            Err(error) => {
-                skipped(Shipping, format_args!("cart lines unreadable ({})", error));
-                return no_discount();
-            }
-        };
-        let Some(eligible_subtotal) = scan.eligible_subtotal(cart_subtotal) else {
-            skipped(
-                Shipping,
-                format_args!("the cart's subtotal is less than its ineligible lines"),
-            );
+        if meets != Some(true) {
             return no_discount();
-        };
-        match tier.meets_minimum(eligible_subtotal, &currency) {
-            Ok(true) => {}
-            Ok(false) => return no_discount(),
-            Err(_) => {
-                skipped(Shipping, format_args!("amounts out of range"));
-                return no_discount();
-            }
         }
     }
 

@@ -6,10 +6,10 @@
 //! the ORDER class; the configuration is missing or invalid; the tier is unknown, gives no
 //! percentage, or needs a class the discount lacks; the cart's subtotal is below the tier's
 //! minimum. Only then are the lines read — their amounts only when the cart's subtotal leaves the
-//! minimum or the cap open, and then only the ineligible lines'.
+//! minimum or the cap open, and then only as many as it takes to settle them.
 
 use shopify_function::Result;
-use vip_config::{AppliesTo, CartCurrency, DiscountValue, NoDiscount, Tier};
+use vip_config::{AppliesTo, CartCurrency, Decimal, DiscountValue, NoDiscount, Tier};
 
 use crate::input::{DecimalText, Run};
 use crate::lines_scan::{self, Want};
@@ -91,46 +91,49 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
     // The eligible lines add up to at most the cart's subtotal, which settles most minimums and
     // caps before a single line is read: a cart short of the minimum gets nothing, one whose
     // whole subtotal stays under the cap gets the percentage.
-    let decided = match tier.lines_value_within(cart_subtotal, &currency) {
-        Some(Err(_)) => return no_discount(),
-        Some(Ok(value)) => Some(value),
-        None => None,
+    let Ok(terms) = tier.cart_terms(&currency) else {
+        skipped(Discount, format_args!("amounts out of range"));
+        return no_discount();
     };
+    let mut decided = terms.lines_value_between(Decimal::ZERO, cart_subtotal);
+    if let Some(Err(reason)) = decided {
+        if reason == NoDiscount::Arithmetic {
+            skipped(Discount, format_args!("amounts out of range"));
+        }
+        return no_discount();
+    }
     let want = Want {
         eligible_ids: tier.applies_to == AppliesTo::Lines,
         ineligible_ids: tier.applies_to == AppliesTo::OrderSubtotal,
-        ineligible_subtotal: decided.is_none(),
+        eligibility: decided.is_none(),
     };
     let scan = match lines_scan::scan(&input.raw, want) {
         Ok(scan) => scan,
         Err(error) => {
-            skipped(Discount, format_args!("cart lines unreadable ({})", error));
+            skipped(Discount, format_args!("{error}"));
             return no_discount();
         }
     };
     if scan.eligible == 0 {
         return no_discount();
     }
-
-    let value = match decided {
-        Some(value) => value,
-        None => {
-            let Some(eligible_subtotal) = scan.eligible_subtotal(cart_subtotal) else {
-                skipped(
-                    Discount,
-                    format_args!("the cart's subtotal is less than its ineligible lines"),
-                );
-                return no_discount();
-            };
-            match tier.lines_value(eligible_subtotal, &currency) {
-                Ok(value) => value,
-                Err(NoDiscount::Arithmetic) => {
-                    skipped(Discount, format_args!("amounts out of range"));
-                    return no_discount();
-                }
-                Err(NoDiscount::BelowMinimum | NoDiscount::NoPercentage) => return no_discount(),
-            }
+    if decided.is_none() {
+        let settled = lines_scan::settle(&input.raw, &scan, cart_subtotal, &mut |low, high| {
+            decided = terms.lines_value_between(low, high);
+            decided.is_some()
+        });
+        if let Err(error) = settled {
+            skipped(Discount, format_args!("{error}"));
+            return no_discount();
         }
+    }
+    let value = match decided {
+        Some(Ok(value)) => value,
+        Some(Err(NoDiscount::Arithmetic)) | None => {
+            skipped(Discount, format_args!("amounts out of range"));
+            return no_discount();
+        }
+        Some(Err(NoDiscount::BelowMinimum | NoDiscount::NoPercentage)) => return no_discount(),
     };
     let Some(operation) = operation(tier, value, &currency, scan) else {
         skipped(Discount, format_args!("amounts out of range"));

@@ -1,9 +1,9 @@
-//! The one pass over the cart lines: which lines may get the VIP price, and what the others add
-//! up to.
+//! The cart lines: which may get the VIP price (one pass over `lines`), and, when a tier's
+//! minimum or cap depends on it, how much they add up to (as few `amounts` as that takes).
 //!
-//! This loop is where a large cart's instructions go. The Function API decodes every value it
-//! walks past (each line's whole selection is decoded before the next line can be found), so the
-//! input queries keep per-line selections minimal, and this loop adds as little as it can on top:
+//! This is where a large cart's instructions go. The Function API decodes every value it walks
+//! past (each line's whole selection is decoded before the next line can be found), so the input
+//! queries keep per-line selections minimal, and the reading here adds as little as it can:
 //!
 //! - entries are read by position (`get_at_index`), which skips the provider's name comparisons.
 //!   That is safe whatever order the members arrive in, because each object read here is either
@@ -13,10 +13,9 @@
 //! - every call into the Function API costs a couple of hundred instructions beyond the decoding
 //!   it causes, so each line is entered once, at the member the query puts last (which decodes the
 //!   ones before it), and the rest is read from what is already decoded;
-//! - a line's ID is read only when it will be output, its amount only when it is ineligible and
-//!   the caller needs the ineligible lines' total — from the parallel `amounts` list, which other
-//!   runs never decode. The eligible lines' total is the cart's subtotal minus that (see
-//!   [`crate::lines`]), so eligible lines, usually most of a cart, never need their amounts.
+//! - a line's ID is read only when it will be output;
+//! - amounts come from the parallel `amounts` list, which runs that need no amount never decode,
+//!   and are read in cart order only until the tier's outcome is certain (see [`settle`]).
 //!
 //! The shapes read here are those of the `lines` and `amounts` selections of both input queries;
 //! a change there fails the fixture tests.
@@ -31,8 +30,8 @@ pub struct Want {
     pub eligible_ids: bool,
     /// IDs of ineligible lines (excluded from an order-subtotal discount).
     pub ineligible_ids: bool,
-    /// Sum of the ineligible lines' subtotals (the cart's subtotal minus it is the eligible one).
-    pub ineligible_subtotal: bool,
+    /// Which lines are eligible, one flag per line, for [`settle`].
+    pub eligibility: bool,
 }
 
 #[derive(Debug, Default)]
@@ -40,26 +39,8 @@ pub struct Scan {
     pub eligible: usize,
     pub eligible_ids: Vec<String>,
     pub ineligible_ids: Vec<String>,
-    /// Zero unless [`Want::ineligible_subtotal`].
-    pub ineligible_subtotal: Decimal,
-}
-
-impl Scan {
-    /// The eligible lines' subtotal: the cart's minus the ineligible lines' (read with
-    /// [`Want::ineligible_subtotal`]); `None` when that would be negative or overflows.
-    ///
-    /// Exact because, in a Discount Function's input, the cart's subtotal is the sum of its lines'
-    /// subtotals: `CartCost.subtotalAmount` is the amount "before taxes and cart-level discounts"
-    /// and `CartLineCost.subtotalAmount` a line's cost "before applying any discounts" (Shopify's
-    /// schema), and no discount is applied yet when Discount Functions run — they are what
-    /// decides this cart's discounts, concurrently and unaware of each other — so no line-level
-    /// discount separates the two. A cart whose ineligible lines add up to more than its subtotal
-    /// contradicts that; the caller then gives nothing rather than a guess.
-    pub fn eligible_subtotal(&self, cart_subtotal: Decimal) -> Option<Decimal> {
-        cart_subtotal
-            .checked_sub(self.ineligible_subtotal)
-            .filter(|eligible| !eligible.is_negative())
-    }
+    /// Per line, in cart order; empty unless [`Want::eligibility`].
+    pub eligibility: Vec<bool>,
 }
 
 /// Why the lines could not be read; the caller gives no discount.
@@ -69,10 +50,12 @@ pub enum ScanError {
     NotLists,
     /// A line is not `{id, merchandise}` / `{merchandise}`.
     BadLine { line: usize },
-    /// A line's `cost.subtotalAmount.amount` is missing or not a decimal.
+    /// A line's `cost.subtotalAmount.amount` is missing, not a decimal, or negative.
     BadAmount { line: usize },
-    /// The eligible subtotal does not fit Keel's decimals.
+    /// An amount does not fit Keel's decimals.
     Overflow,
+    /// The lines add up to more than the cart's subtotal, which they never do in Shopify's input.
+    MoreThanSubtotal,
 }
 
 /// For the log line (written by hand: a derived `Debug` would bloat the wasm).
@@ -80,11 +63,14 @@ impl core::fmt::Display for ScanError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             ScanError::NotLists => {
-                f.write_str("lines and amounts are not lists of the same length")
+                f.write_str("the cart's lines and amounts are not lists of the same length")
             }
-            ScanError::BadLine { line } => write!(f, "line {line} has an unexpected shape"),
-            ScanError::BadAmount { line } => write!(f, "line {line} has no decimal amount"),
-            ScanError::Overflow => f.write_str("the subtotal overflows"),
+            ScanError::BadLine { line } => write!(f, "cart line {line} has an unexpected shape"),
+            ScanError::BadAmount { line } => write!(f, "cart line {line} has no usable amount"),
+            ScanError::Overflow => f.write_str("the cart's amounts overflow"),
+            ScanError::MoreThanSubtotal => {
+                f.write_str("the cart's lines add up to more than its subtotal")
+            }
         }
     }
 }
@@ -107,21 +93,15 @@ fn list_len(list: &Value) -> Option<usize> {
 /// items are never eligible: they match no fragment (their `merchandise` is `{}`), so there are no
 /// tags to exclude them by.
 ///
-/// `raw_input` is the run's whole input: the lines are its `cart.lines`, their amounts the
-/// parallel `cart.amounts` (`amounts: lines { cost { … } }`), looked up only when
-/// [`Want::ineligible_subtotal`] is set — until then the Function API never decodes them, and
-/// then only as far as the last ineligible line.
+/// `raw_input` is the run's whole input; the lines are its `cart.lines`.
 pub fn scan(raw_input: &Value, want: Want) -> Result<Scan, ScanError> {
     let lines = cart_list(raw_input, "lines");
     let len = list_len(&lines).ok_or(ScanError::NotLists)?;
     let mut scan = Scan {
         eligible_ids: Vec::with_capacity(if want.eligible_ids { len } else { 0 }),
+        eligibility: Vec::with_capacity(if want.eligibility { len } else { 0 }),
         ..Scan::default()
     };
-    // Positions of the ineligible lines whose amounts are needed. The amounts are read after the
-    // loop: looking `amounts` up any earlier would make the Function API decode every line still
-    // ahead in one go, and the loop would then pay a call per value on top of that.
-    let mut amounts_at = Vec::new();
     // Every line has the members of the query's selection, so how many is read once: `{id,
     // merchandise}` for the lines target, `{merchandise}` for the delivery one.
     let selects_id = match len {
@@ -154,25 +134,60 @@ pub fn scan(raw_input: &Value, want: Want) -> Result<Scan, ScanError> {
         }
         if eligible {
             scan.eligible += 1;
-        } else if want.ineligible_subtotal {
-            amounts_at.push(index);
         }
-    }
-    if !amounts_at.is_empty() {
-        let amounts = cart_list(raw_input, "amounts");
-        if list_len(&amounts) != Some(len) {
-            return Err(ScanError::NotLists);
-        }
-        for index in amounts_at {
-            let amount = line_amount(&amounts.get_at_index(index))
-                .ok_or(ScanError::BadAmount { line: index })?;
-            scan.ineligible_subtotal = scan
-                .ineligible_subtotal
-                .checked_add(amount)
-                .ok_or(ScanError::Overflow)?;
+        if want.eligibility {
+            scan.eligibility.push(eligible);
         }
     }
     Ok(scan)
+}
+
+/// Narrows down the eligible lines' subtotal until `decide(at_least, at_most)` — told the range it
+/// is known to lie in — returns true. Reads the lines' amounts (the `amounts` alias of
+/// `raw_input`'s cart) in cart order, after [`scan`] has told which lines are eligible
+/// ([`Want::eligibility`]): an eligible amount raises `at_least`, an ineligible one lowers
+/// `at_most`, which starts at the cart's subtotal. After the last amount, `decide` gets the exact
+/// eligible subtotal at both ends (the eligible amounts' sum, whatever the cart's subtotal says).
+///
+/// The Function API decodes the list only as far as it is read, so a cap that the first few
+/// eligible lines already pass — the usual case in a large cart — costs a few amounts, not a walk
+/// over every line's. The cart's subtotal is an upper bound because, in a Discount Function's
+/// input, it is what the lines add up to: `CartCost.subtotalAmount` is the amount "before taxes
+/// and cart-level discounts", `CartLineCost.subtotalAmount` a line's cost "before applying any
+/// discounts" (Shopify's schema), and no line-level discount is applied yet when the Discount
+/// Functions that decide them run. Should the lines ever add up to more, the run stops with
+/// [`ScanError::MoreThanSubtotal`] rather than trust either number.
+pub fn settle(
+    raw_input: &Value,
+    scan: &Scan,
+    cart_subtotal: Decimal,
+    decide: &mut dyn FnMut(Decimal, Decimal) -> bool,
+) -> Result<(), ScanError> {
+    let len = scan.eligibility.len();
+    let amounts = cart_list(raw_input, "amounts");
+    if list_len(&amounts) != Some(len) {
+        return Err(ScanError::NotLists);
+    }
+    let mut at_least = Decimal::ZERO;
+    let mut at_most = cart_subtotal;
+    for (index, &eligible) in scan.eligibility.iter().enumerate() {
+        let amount = line_amount(&amounts.get_at_index(index))
+            .filter(|amount| !amount.is_negative())
+            .ok_or(ScanError::BadAmount { line: index })?;
+        if eligible {
+            at_least = at_least.checked_add(amount).ok_or(ScanError::Overflow)?;
+        } else {
+            at_most = at_most.checked_sub(amount).ok_or(ScanError::Overflow)?;
+        }
+        if at_most < at_least {
+            return Err(ScanError::MoreThanSubtotal);
+        }
+        if index + 1 < len && decide(at_least, at_most) {
+            return Ok(());
+        }
+    }
+    decide(at_least, at_least);
+    Ok(())
 }
 
 /// A line's `merchandise` (its only object), how many members that has (`None` when it is not
@@ -207,14 +222,10 @@ fn product_is_eligible(product: &Value) -> bool {
         && product.get_at_index(0).as_bool() == Some(false)
 }
 
-/// `{cost: {subtotalAmount: {amount: "12.99"}}}` → 12.99.
+/// `{cost: {subtotalAmount: {amount: "12.99"}}}` → 12.99. Each level is single-entry, so it is
+/// entered at index 0 without asking its length; anything else ends in a Function API error or a
+/// non-string, which is `None`.
 fn line_amount(element: &Value) -> Option<Decimal> {
-    let mut value = *element;
-    for _ in 0..3 {
-        if value.obj_len() != Some(1) {
-            return None;
-        }
-        value = value.get_at_index(0);
-    }
-    Decimal::parse(&value.as_string()?)
+    let amount = element.get_at_index(0).get_at_index(0).get_at_index(0);
+    Decimal::parse(&amount.as_string()?)
 }

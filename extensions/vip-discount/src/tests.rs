@@ -75,16 +75,19 @@ fixture_tests!(
     currency_jpy_minimum_not_met,
     lines_1_vip,
     lines_3_vip,
+    lines_3_vip_cap_open,
     lines_3_vip_no_cap,
     lines_3_vip_order,
     lines_3_vip_order_capped,
     lines_3_non_vip,
     lines_200_vip,
+    lines_200_vip_cap_open,
     lines_200_vip_no_cap,
     lines_200_vip_order,
     lines_200_vip_order_capped,
     lines_200_non_vip,
     lines_500_vip,
+    lines_500_vip_cap_open,
     lines_500_vip_no_cap,
     lines_500_vip_order,
     lines_500_vip_order_capped,
@@ -164,18 +167,12 @@ fn amounts_that_do_not_match_the_lines_give_no_discount() {
 }
 
 #[test]
-fn a_cart_subtotal_below_its_ineligible_lines_gives_no_discount() {
-    // Shopify's cart subtotal is the sum of its lines'; one that is not cannot be trusted.
+fn lines_adding_up_to_more_than_the_cart_subtotal_give_no_discount() {
+    // Shopify's cart subtotal is what its lines add up to; a cart contradicting that is not
+    // trusted either way.
     let mut input = gold_cap_open_input();
-    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("400.01");
+    input["cart"]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("399.99");
     assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
-    // At exactly the cart's subtotal nothing is eligible by amount, which is still consistent.
-    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("400.00");
-    let output = run(Target::Lines, &input.to_string());
-    assert_eq!(
-        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
-        serde_json::json!({"percentage": {"value": "15"}})
-    );
 }
 
 #[test]
@@ -195,25 +192,74 @@ fn a_cart_subtotal_that_is_not_a_decimal_gives_no_discount() {
     );
 }
 
+/// A Gold cart whose second amount is not a decimal: any result but "no discount" shows the run
+/// settled the cap before reading it.
+fn gold_input_with_unreadable_second_amount(lines: &[(&str, LineKind)]) -> String {
+    let mut input = Cart::new()
+        .buyer(Buyer::with_tier("Gold"))
+        .with_lines(lines)
+        .input(Target::Lines)
+        .to_value();
+    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("n/a");
+    input.to_string()
+}
+
 #[test]
-fn ineligible_amounts_are_subtracted_from_the_cart_subtotal() {
-    // The cart's subtotal says 400.00 but only 290.00 of it is eligible (15 % is 43.50, under the
-    // cap): the Function must use the cart's subtotal minus the excluded line, not the lines'
-    // own sum. Changing the eligible line's amount alone must not change the result.
-    let mut input = gold_cap_open_input();
-    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("110.00");
-    input["cart"]["amounts"][0]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("9999.00");
-    let output = run(Target::Lines, &input.to_string());
+fn eligible_lines_that_pass_the_cap_settle_it_without_reading_further_amounts() {
+    // 15 % of the first line alone is 60.00, over the 50.00 cap, whatever comes after it.
+    let input = gold_input_with_unreadable_second_amount(&[
+        ("400.00", LineKind::Product),
+        ("30.00", LineKind::Product),
+        ("20.00", LineKind::GiftCard),
+    ]);
+    let output = run(Target::Lines, &input);
+    assert_eq!(
+        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
+        serde_json::json!({"fixedAmount": {"amount": "50.00"}})
+    );
+}
+
+#[test]
+fn ineligible_lines_that_bring_the_cart_under_the_cap_settle_it_without_reading_further() {
+    // The cart's 400.00 would pass the cap (60.00); without the 100.00 gift card at most 300.00
+    // is eligible, 45.00 at 15 %: the percentage, whatever the remaining amounts are.
+    let input = gold_input_with_unreadable_second_amount(&[
+        ("100.00", LineKind::GiftCard),
+        ("250.00", LineKind::Product),
+        ("50.00", LineKind::Product),
+    ]);
+    let output = run(Target::Lines, &input);
     assert_eq!(
         output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
         serde_json::json!({"percentage": {"value": "15"}})
     );
-    // With 20.00 excluded instead, 380.00 is eligible: 57.00 passes the cap of 50.00.
-    input["cart"]["amounts"][1]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("20.00");
-    let output = run(Target::Lines, &input.to_string());
+}
+
+#[test]
+fn an_open_cap_reads_every_amount_and_uses_the_eligible_lines_sum() {
+    // After the first two lines (300.00 eligible, 50.00 excluded) the eligible subtotal is
+    // anywhere in 300.00..=350.00 (45.00 to 52.50 off): the last amount decides.
+    let cart = Cart::new().buyer(Buyer::with_tier("Gold")).with_lines(&[
+        ("300.00", LineKind::Product),
+        ("50.00", LineKind::ExcludedProduct),
+        ("33.34", LineKind::Product),
+    ]);
+    let output = run(Target::Lines, &cart.input(Target::Lines).to_text());
+    // 333.34 eligible: 50.001 off, just over the cap.
     assert_eq!(
         output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
         serde_json::json!({"fixedAmount": {"amount": "50.00"}})
+    );
+    let cart = Cart::new().buyer(Buyer::with_tier("Gold")).with_lines(&[
+        ("300.00", LineKind::Product),
+        ("50.00", LineKind::ExcludedProduct),
+        ("33.33", LineKind::Product),
+    ]);
+    let output = run(Target::Lines, &cart.input(Target::Lines).to_text());
+    // 333.33 eligible: 49.9995 off, within the cap.
+    assert_eq!(
+        output["operations"][0]["productDiscountsAdd"]["candidates"][0]["value"],
+        serde_json::json!({"percentage": {"value": "15"}})
     );
 }
 

@@ -27,4 +27,4 @@ pub use config::{
 };
 pub use decimal::Decimal;
 pub use json::JsonView;
-pub use pricing::{CartCurrency, DiscountValue, NoDiscount};
+pub use pricing::{CartCurrency, CartTerms, DiscountValue, NoDiscount};

@@ -50,6 +50,19 @@ pub enum NoDiscount {
     Arithmetic,
 }
 
+/// A tier's terms in one cart's currency: its minimum and cap converted (and rounded) once, so
+/// that many candidate subtotals can be weighed without converting again (each conversion costs
+/// the Function a few thousand instructions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CartTerms {
+    /// Percent off, as configured.
+    pub percentage: Decimal,
+    /// The tier's minimum subtotal, in the cart's currency.
+    pub minimum: Option<Decimal>,
+    /// The tier's cap, in the cart's currency.
+    pub cap: Option<Decimal>,
+}
+
 impl Tier {
     /// Whether the eligible subtotal (cart currency, before discounts) reaches the tier's minimum.
     /// Tiers without a minimum always qualify.
@@ -67,6 +80,23 @@ impl Tier {
         }
     }
 
+    /// The tier's minimum and cap in `currency`; [`NoDiscount::Arithmetic`] when one does not
+    /// convert.
+    pub fn cart_terms(&self, currency: &CartCurrency<'_>) -> Result<CartTerms, NoDiscount> {
+        let convert = |amount: Option<Decimal>| match amount {
+            None => Ok(None),
+            Some(amount) => currency
+                .from_shop(amount)
+                .map(Some)
+                .ok_or(NoDiscount::Arithmetic),
+        };
+        Ok(CartTerms {
+            percentage: self.percentage,
+            minimum: convert(self.minimum_subtotal)?,
+            cap: convert(self.cap)?,
+        })
+    }
+
     /// The discount on the eligible lines. `eligible_subtotal` (cart currency) is only read when
     /// the tier has a minimum or a cap ([`Tier::needs_subtotal`]); pass zero otherwise.
     ///
@@ -80,11 +110,26 @@ impl Tier {
         if self.percentage.is_zero() {
             return Err(NoDiscount::NoPercentage);
         }
-        if !self.meets_minimum(eligible_subtotal, currency)? {
+        self.cart_terms(currency)?.lines_value(eligible_subtotal)
+    }
+}
+
+impl CartTerms {
+    /// Whether `eligible_subtotal` reaches the minimum (always, without one).
+    pub fn meets_minimum(&self, eligible_subtotal: Decimal) -> bool {
+        self.minimum
+            .is_none_or(|minimum| eligible_subtotal >= minimum)
+    }
+
+    /// [`Tier::lines_value`] in these terms.
+    pub fn lines_value(&self, eligible_subtotal: Decimal) -> Result<DiscountValue, NoDiscount> {
+        if self.percentage.is_zero() {
+            return Err(NoDiscount::NoPercentage);
+        }
+        if !self.meets_minimum(eligible_subtotal) {
             return Err(NoDiscount::BelowMinimum);
         }
         if let Some(cap) = self.cap {
-            let cap = currency.from_shop(cap).ok_or(NoDiscount::Arithmetic)?;
             let off = eligible_subtotal
                 .percent(self.percentage)
                 .ok_or(NoDiscount::Arithmetic)?;
@@ -95,35 +140,28 @@ impl Tier {
         Ok(DiscountValue::Percentage(self.percentage))
     }
 
-    /// [`Tier::lines_value`] when only an upper bound of the eligible subtotal is known, such as
-    /// the cart's subtotal (which also counts the ineligible lines): `Some` when the bound already
-    /// decides — it is below the minimum, or the percentage of it stays within the cap and there
-    /// is no minimum — and `None` when the exact eligible subtotal is needed (also when the bound
-    /// is too large to compute with: the exact subtotal then decides, or reports the error).
+    /// [`CartTerms::lines_value`] for an eligible subtotal known only to lie within
+    /// `at_least..=at_most` — the cart's subtotal bounds it from above before any line is read,
+    /// and every line amount read narrows the range. `Some` once every subtotal in the range gives
+    /// the same result, `None` while it depends on where in the range the subtotal is.
     ///
-    /// Sound because a tier's percentage is never negative (validation keeps it in 0–100), so a
-    /// smaller subtotal can only take off less and can only miss a minimum more.
-    pub fn lines_value_within(
+    /// Comparing the two ends is enough because the value only ever steps up as the subtotal
+    /// grows: nothing below the minimum, then the percentage, then (past the cap) the cap — the
+    /// percentage is never negative (validation keeps it in 0–100).
+    pub fn lines_value_between(
         &self,
+        at_least: Decimal,
         at_most: Decimal,
-        currency: &CartCurrency<'_>,
     ) -> Option<Result<DiscountValue, NoDiscount>> {
-        if self.percentage.is_zero() {
-            return Some(Err(NoDiscount::NoPercentage));
-        }
-        if self.minimum_subtotal.is_some() {
-            return match self.meets_minimum(at_most, currency) {
-                Ok(false) => Some(Err(NoDiscount::BelowMinimum)),
-                Ok(true) | Err(_) => None,
-            };
-        }
-        match self.lines_value(at_most, currency) {
-            Ok(DiscountValue::Percentage(percentage)) => {
-                Some(Ok(DiscountValue::Percentage(percentage)))
-            }
-            // A smaller subtotal may stay under the cap, or fit where this one overflowed.
-            Ok(DiscountValue::FixedAmount(_)) | Err(_) => None,
-        }
+        let low = self.lines_value(at_least);
+        (low == self.lines_value(at_most)).then_some(low)
+    }
+
+    /// [`CartTerms::meets_minimum`] for an eligible subtotal within `at_least..=at_most`: `Some`
+    /// once both ends agree.
+    pub fn meets_minimum_between(&self, at_least: Decimal, at_most: Decimal) -> Option<bool> {
+        let low = self.meets_minimum(at_least);
+        (low == self.meets_minimum(at_most)).then_some(low)
     }
 }
 
@@ -223,34 +261,82 @@ mod tests {
     }
 
     #[test]
-    fn an_upper_bound_decides_only_what_every_smaller_subtotal_shares() {
-        let capped = tier("15", None, Some("50"));
-        // 15 % of at most 300 is at most 45: under the cap whatever the eligible lines are.
+    fn a_range_of_subtotals_decides_only_what_all_of_it_shares() {
+        let capped = tier("15", None, Some("50")).cart_terms(&USD).unwrap();
+        // Anything up to 300 takes off at most 45: the percentage, whatever the eligible lines.
         assert_eq!(
-            capped.lines_value_within(d("300"), &USD),
+            capped.lines_value_between(Decimal::ZERO, d("300")),
             Some(Ok(DiscountValue::Percentage(d("15"))))
         );
-        // 15 % of 400 would pass the cap, but the eligible lines may add up to less.
-        assert_eq!(capped.lines_value_within(d("400"), &USD), None);
-
-        let with_minimum = tier("10", Some("100"), None);
+        // Up to 400 the cap may or may not be passed; from 340 on it always is (51 > 50).
+        assert_eq!(capped.lines_value_between(d("100"), d("400")), None);
         assert_eq!(
-            with_minimum.lines_value_within(d("99.99"), &USD),
+            capped.lines_value_between(d("340"), d("400")),
+            Some(Ok(DiscountValue::FixedAmount(d("50"))))
+        );
+        // Exactly the cap is still the percentage.
+        assert_eq!(
+            capped.lines_value_between(d("333.33"), d("333.33")),
+            Some(Ok(DiscountValue::Percentage(d("15"))))
+        );
+
+        let with_minimum = tier("10", Some("100"), None).cart_terms(&USD).unwrap();
+        assert_eq!(
+            with_minimum.lines_value_between(Decimal::ZERO, d("99.99")),
             Some(Err(NoDiscount::BelowMinimum))
         );
-        // The cart reaches the minimum; whether the eligible lines do is still open.
-        assert_eq!(with_minimum.lines_value_within(d("100"), &USD), None);
-
-        let plain = tier("5", None, None);
         assert_eq!(
-            plain.lines_value_within(d("1000000"), &USD),
+            with_minimum.lines_value_between(Decimal::ZERO, d("100")),
+            None
+        );
+        assert_eq!(
+            with_minimum.lines_value_between(d("100"), d("5000")),
+            Some(Ok(DiscountValue::Percentage(d("10"))))
+        );
+        assert_eq!(
+            with_minimum.meets_minimum_between(d("20"), d("99")),
+            Some(false)
+        );
+        assert_eq!(with_minimum.meets_minimum_between(d("20"), d("120")), None);
+        assert_eq!(
+            with_minimum.meets_minimum_between(d("100"), d("120")),
+            Some(true)
+        );
+
+        let plain = tier("5", None, None).cart_terms(&USD).unwrap();
+        assert_eq!(
+            plain.meets_minimum_between(Decimal::ZERO, d("1")),
+            Some(true)
+        );
+        assert_eq!(
+            plain.lines_value_between(Decimal::ZERO, d("1000000")),
             Some(Ok(DiscountValue::Percentage(d("5"))))
+        );
+    }
+
+    #[test]
+    fn cart_terms_are_the_tier_converted_once() {
+        let yen = CartCurrency {
+            rate: d("150.123"),
+            code: "JPY",
+        };
+        let terms = tier("15", Some("100"), Some("50"))
+            .cart_terms(&yen)
+            .unwrap();
+        assert_eq!(terms.minimum, Some(d("15012")));
+        assert_eq!(terms.cap, Some(d("7506")));
+        assert_eq!(
+            terms.lines_value(d("60000")),
+            tier("15", Some("100"), Some("50")).lines_value(d("60000"), &yen)
         );
         let absurd = CartCurrency {
             rate: Decimal::new(i64::MAX / 10, 0).unwrap(),
             code: "USD",
         };
-        assert_eq!(capped.lines_value_within(d("10"), &absurd), None);
+        assert_eq!(
+            tier("15", None, Some("50")).cart_terms(&absurd),
+            Err(NoDiscount::Arithmetic)
+        );
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! - `LINES capped`: the fixtures' Gold tier, 15 % off eligible lines with a 50.00 cap — a product
 //!   discount targeting every eligible line (their IDs read and written); past a few lines the
 //!   cart's subtotal leaves the cap open, so the ineligible lines' amounts are read too;
+//! - `LINES capped, open`: the same tier on carts whose eligible lines are cheap (1.00) and
+//!   ineligible ones dear (50.00), so the cap stays open until nearly every amount is read — the
+//!   worst case of that shape;
 //! - `LINES`: the same tier without the cap — no amount is read;
 //! - `ORDER`: Bronze, 5 % off the order subtotal — one order discount excluding the ineligible
 //!   lines, whose IDs are the only ones read;
@@ -27,7 +30,8 @@ use function_harness::report::{percent_of, thousands};
 use function_harness::{limits, Harness, RunReport};
 use vip_fixtures::cart::{generated_lines, Line};
 use vip_fixtures::scenarios::{
-    non_vip_cart, vip_cart, vip_no_cap_cart, vip_order_capped_cart, vip_order_cart, Scenario,
+    non_vip_cart, vip_cap_open_cart, vip_cart, vip_no_cap_cart, vip_order_capped_cart,
+    vip_order_cart, Scenario,
 };
 use vip_fixtures::{Json, Target};
 
@@ -103,7 +107,7 @@ fn main() -> Result<()> {
     );
     println!("x tmpl: ratio to the template's logic on the same lines, this run | x Shopify: ratio to Shopify's template measured with function-runner\n");
     println!(
-        "{:<18} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+        "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
         "buyer",
         "lines",
         "instr",
@@ -128,6 +132,7 @@ fn main() -> Result<()> {
         }
         let buyers = [
             ("VIP LINES capped", vip_cart(lines)),
+            ("VIP LINES capped, open", vip_cap_open_cart(lines)),
             ("VIP LINES", vip_no_cap_cart(lines)),
             ("VIP ORDER", vip_order_cart(lines)),
             ("VIP ORDER capped", vip_order_capped_cart(lines)),
@@ -150,7 +155,7 @@ fn main() -> Result<()> {
             }
             let output = run.output_json_bytes.max(run.output_msgpack_bytes);
             println!(
-                "{:<18} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+                "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
                 buyer,
                 lines,
                 thousands(run.instructions),
@@ -173,7 +178,7 @@ fn main() -> Result<()> {
             }
         }
         println!(
-            "{:<18} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+            "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
             "(template)",
             lines,
             thousands(baseline.instructions),
@@ -216,14 +221,14 @@ fn main() -> Result<()> {
 fn print_profile(run: &RunReport) {
     let api = run.profile.provider_fuel();
     println!(
-        "{:>24} Function code {:>10} | Function API {:>10}",
+        "{:>28} Function code {:>10} | Function API {:>10}",
         "",
         thousands(run.instructions - api),
         thousands(api)
     );
     for (import, cost) in &run.profile.imports {
         println!(
-            "{:>26} {:<36} {:>6} calls {:>10}",
+            "{:>30} {:<36} {:>6} calls {:>10}",
             "",
             import.trim_start_matches("shopify_function_"),
             cost.calls,
