@@ -80,12 +80,18 @@ pub fn run(input: Run<lines_run::Input>) -> Result<Output> {
         rate,
         code: cart_cost.currency_code(),
     };
-    let Some(cart_subtotal) = cart_cost.amount().0 else {
-        skipped(
-            Discount,
-            format_args!("the cart's subtotal is not a decimal"),
-        );
-        return no_discount();
+    // Only a minimum or a cap makes the subtotal matter (zero settles every other tier below).
+    let cart_subtotal = if tier.needs_subtotal() {
+        let Some(subtotal) = cart_cost.amount().0 else {
+            skipped(
+                Discount,
+                format_args!("the cart's subtotal is not a decimal"),
+            );
+            return no_discount();
+        };
+        subtotal
+    } else {
+        Decimal::ZERO
     };
 
     // The eligible lines add up to at most the cart's subtotal, which settles most minimums and
@@ -163,7 +169,11 @@ fn operation(
                     schema::ProductDiscountCandidateValue::FixedAmount(
                         schema::ProductDiscountCandidateFixedAmount {
                             amount: DecimalText(currency.format(amount)?),
-                            // Once across the targets: the cap is a total, not per item.
+                            // The cap is a total for the whole candidate, and Shopify's schema
+                            // documents that an omitted `appliesToEachItem` "default value is
+                            // `false`, which causes the value to be applied once across the
+                            // entitled items" — one candidate over every eligible line then
+                            // takes off exactly the cap, however Shopify spreads it.
                             applies_to_each_item: None,
                         },
                     )

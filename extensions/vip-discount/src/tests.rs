@@ -176,10 +176,21 @@ fn lines_adding_up_to_more_than_the_cart_subtotal_give_no_discount() {
 }
 
 #[test]
-fn a_cart_subtotal_that_is_not_a_decimal_gives_no_discount() {
+fn a_cart_subtotal_that_is_not_a_decimal_only_matters_to_minimums_and_caps() {
     let mut input = gold_cap_open_input();
     input["cart"]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("four hundred");
     assert_eq!(run(Target::Lines, &input.to_string()), scenarios_nothing());
+    // Bronze has neither: its order discount does not depend on the subtotal.
+    let bronze = scenarios::all()
+        .into_iter()
+        .find(|s| s.name == "tier_bronze_order_subtotal")
+        .expect("fixture exists");
+    let mut input = bronze.input().to_value();
+    input["cart"]["cost"]["subtotalAmount"]["amount"] = serde_json::json!("four hundred");
+    assert_eq!(
+        run(Target::Lines, &input.to_string()),
+        bronze.expected.to_value()
+    );
     let mut input = Cart::new()
         .buyer(Buyer::with_tier("Silver"))
         .with_lines(&[("120.00", LineKind::Product)])

@@ -173,6 +173,53 @@ fn a_cap_passed_early_costs_little_more_than_no_cap() {
 }
 
 #[test]
+fn lines_whose_members_arrive_in_another_order_give_the_same_discounts() {
+    // Shopify is expected to follow the query's order (`id`, then `merchandise`); the Function
+    // reads lines by position, so the other order must not change which lines are targeted or
+    // excluded. (Only this harness keeps member order: the native tests' JSON is sorted.)
+    for name in [
+        "gift_card_and_custom_item_skipped",
+        "tier_bronze_order_subtotal",
+    ] {
+        let scenario = scenarios::all()
+            .into_iter()
+            .find(|s| s.name == name)
+            .expect("fixture exists");
+        let mut input = scenario.input();
+        let Json::Object(top) = &mut input else {
+            panic!("input is an object")
+        };
+        let (_, cart) = top.iter_mut().find(|(key, _)| key == "cart").expect("cart");
+        let Json::Object(cart) = cart else {
+            panic!("cart is an object")
+        };
+        let (_, lines) = cart
+            .iter_mut()
+            .find(|(key, _)| key == "lines")
+            .expect("lines");
+        let Json::Array(lines) = lines else {
+            panic!("lines is a list")
+        };
+        for line in lines {
+            if let Json::Object(members) = line {
+                members.reverse();
+            }
+        }
+        let text = input.to_text();
+        assert!(text.find("\"merchandise\"") < text.find("\"gid://shopify/CartLine/1\""));
+        let report = harness()
+            .run(scenario.target.export(), &input)
+            .expect("the harness runs");
+        assert_eq!(
+            report.output.as_ref().map(Json::to_value),
+            Some(scenario.expected.to_value()),
+            "{name}: {}",
+            report.logs
+        );
+    }
+}
+
+#[test]
 fn a_panic_is_reported_as_a_failed_run_with_its_log() {
     // Shopify never sends a string where the schema says Boolean, but if the input broke its
     // contract the generated accessor would panic; the harness must report that as Shopify does.

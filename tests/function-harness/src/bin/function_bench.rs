@@ -12,14 +12,15 @@
 //!
 //! - `LINES capped`: the fixtures' Gold tier, 15 % off eligible lines with a 50.00 cap — a product
 //!   discount targeting every eligible line (their IDs read and written); past a few lines the
-//!   cart's subtotal leaves the cap open, so the ineligible lines' amounts are read too;
+//!   cart's subtotal leaves the cap open, so amounts are read until the cap is settled;
 //! - `LINES capped, open`: the same tier on carts whose eligible lines are cheap (1.00) and
 //!   ineligible ones dear (50.00), so the cap stays open until nearly every amount is read — the
 //!   worst case of that shape;
 //! - `LINES`: the same tier without the cap — no amount is read;
-//! - `ORDER`: Bronze, 5 % off the order subtotal — one order discount excluding the ineligible
-//!   lines, whose IDs are the only ones read;
-//! - `ORDER capped`: Bronze with a 20.00 cap — as `ORDER`, plus the ineligible lines' amounts.
+//! - `ORDER_SUBTOTAL`: Bronze, 5 % off the order subtotal — one order discount excluding the
+//!   ineligible lines, whose IDs are the only ones read;
+//! - `ORDER_SUBTOTAL capped`: Bronze with a 20.00 cap — as `ORDER_SUBTOTAL`, plus as many
+//!   amounts as it takes to settle the cap.
 //!
 //! The target for VIP at 200 lines is checked on every shape. `--profile` adds where each run's
 //! instructions went (the Function's own code vs. each Function API import).
@@ -105,9 +106,11 @@ fn main() -> Result<()> {
         "engine: wasmtime 39.0.1 fuel (as Shopify's function-runner 9.2.1 counts); provider: shopify_function_provider 2.0.1 built with Rust {}",
         artifacts.provider_toolchain
     );
-    println!("x tmpl: ratio to the template's logic on the same lines, this run | x Shopify: ratio to Shopify's template measured with function-runner\n");
+    println!("x tmpl: ratio to the template's logic on the same lines, this run | x Shopify: ratio to Shopify's template measured with function-runner");
+    println!("VIP rows name the buyer's tier shape: LINES = product discount on every eligible line (Gold, 15 %), ORDER_SUBTOTAL = one order discount excluding ineligible lines (Bronze, 5 %);");
+    println!("  capped = with a cap the cart passes (50.00 / 20.00); capped, open = cheap eligible and dear ineligible lines, so the cap is settled only near the last line (worst case)\n");
     println!(
-        "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+        "{:<25} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
         "buyer",
         "lines",
         "instr",
@@ -122,6 +125,7 @@ fn main() -> Result<()> {
         "limit"
     );
     let mut misses = Vec::new();
+    let mut vip_200 = (Vec::new(), Vec::new());
     for (lines, shopify_template) in SHOPIFY_TEMPLATE {
         let baseline = template.run(
             Target::Lines.export(),
@@ -134,8 +138,8 @@ fn main() -> Result<()> {
             ("VIP LINES capped", vip_cart(lines)),
             ("VIP LINES capped, open", vip_cap_open_cart(lines)),
             ("VIP LINES", vip_no_cap_cart(lines)),
-            ("VIP ORDER", vip_order_cart(lines)),
-            ("VIP ORDER capped", vip_order_capped_cart(lines)),
+            ("VIP ORDER_SUBTOTAL", vip_order_cart(lines)),
+            ("VIP ORDER_SUBTOTAL capped", vip_order_capped_cart(lines)),
             ("non-VIP", non_vip_cart(lines)),
         ];
         for (buyer, scenario) in buyers {
@@ -146,6 +150,13 @@ fn main() -> Result<()> {
                 _ => None,
             };
             let met = target.map(|t| run.instructions <= t);
+            if buyer.starts_with("VIP") && lines == 200 {
+                let shape = buyer.trim_start_matches("VIP ");
+                match met {
+                    Some(true) => vip_200.0.push(shape),
+                    _ => vip_200.1.push(shape),
+                }
+            }
             if met == Some(false) {
                 misses.push(format!(
                     "{buyer} at {lines} lines: {} instructions, target {}",
@@ -155,7 +166,7 @@ fn main() -> Result<()> {
             }
             let output = run.output_json_bytes.max(run.output_msgpack_bytes);
             println!(
-                "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+                "{:<25} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
                 buyer,
                 lines,
                 thousands(run.instructions),
@@ -178,7 +189,7 @@ fn main() -> Result<()> {
             }
         }
         println!(
-            "{:<22} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
+            "{:<25} {:>5} | {:>10} {:>6} {:>6} {:>9} {:>7} | {:>7} {:>6} {:>6} | {:>6} {:>6}",
             "(template)",
             lines,
             thousands(baseline.instructions),
@@ -212,8 +223,21 @@ fn main() -> Result<()> {
         misses.push(format!("binary: {} bytes", thousands(binary)));
     }
     println!("(as cargo builds it; `shopify app deploy` then runs wasm-opt, which shrinks it, and the trampoline)");
+    println!(
+        "\nVIP at 200 lines <= {}: {}",
+        thousands(TARGET_VIP_200),
+        match (vip_200.0.is_empty(), vip_200.1.is_empty()) {
+            (_, true) => "met by every tier shape".to_owned(),
+            (true, false) => "missed by every tier shape".to_owned(),
+            (false, false) => format!(
+                "met only by {}; missed by {}",
+                vip_200.0.join(", "),
+                vip_200.1.join(", ")
+            ),
+        }
+    );
     if !misses.is_empty() {
-        println!("\ntargets missed:\n  {}", misses.join("\n  "));
+        println!("targets missed:\n  {}", misses.join("\n  "));
     }
     Ok(())
 }
@@ -221,14 +245,14 @@ fn main() -> Result<()> {
 fn print_profile(run: &RunReport) {
     let api = run.profile.provider_fuel();
     println!(
-        "{:>28} Function code {:>10} | Function API {:>10}",
+        "{:>31} Function code {:>10} | Function API {:>10}",
         "",
         thousands(run.instructions - api),
         thousands(api)
     );
     for (import, cost) in &run.profile.imports {
         println!(
-            "{:>30} {:<36} {:>6} calls {:>10}",
+            "{:>33} {:<36} {:>6} calls {:>10}",
             "",
             import.trim_start_matches("shopify_function_"),
             cost.calls,
