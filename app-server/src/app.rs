@@ -23,9 +23,22 @@ pub const SHOPIFY_TIMEOUT: Duration = Duration::from_secs(10);
 /// expiry.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
-/// Shared by every handler and worker; cheap to clone.
+/// Shared by every handler and worker; cheap to clone (one reference count: axum clones the
+/// state for every request, and a dozen separate `Arc`s made that a visible cost on webhook
+/// bursts).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct AppContext {
     pub config: Arc<Config>,
     pub store: DynStore,
     pub clock: DynClock,
@@ -37,7 +50,7 @@ pub struct AppState {
     pub jobs_ready: Arc<Notify>,
     pub domain_policy: DomainPolicy,
     /// Identifies this process (worker names, refresh leases).
-    pub instance_id: String,
+    pub instance_id: Arc<str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +114,7 @@ impl AppState {
         ));
         let jobs_ready = Arc::new(Notify::new());
         let intake = Intake::spawn(store.clone(), clock.clone(), jobs_ready.clone());
-        Ok(AppState {
+        Ok(AppState(Arc::new(AppContext {
             config: Arc::new(config),
             store,
             clock,
@@ -114,8 +127,9 @@ impl AppState {
                 "{}-{}",
                 hostname(),
                 &uuid::Uuid::new_v4().simple().to_string()[..8]
-            ),
-        })
+            )
+            .into(),
+        })))
     }
 }
 

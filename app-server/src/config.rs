@@ -318,12 +318,20 @@ impl Config {
     }
 
     /// The secrets Shopify may sign with: the current one first, then the previous one.
-    pub fn signing_secrets(&self) -> Vec<&[u8]> {
-        let mut secrets = vec![self.api_secret.expose().as_bytes()];
-        if let Some(old) = &self.api_secret_old {
-            secrets.push(old.expose().as_bytes());
+    /// The secrets a signature from Shopify may use: the current one, then the old one during a
+    /// rotation. Without allocating: this runs on every webhook.
+    pub fn signing_secrets(&self) -> SigningSecrets<'_> {
+        let current = self.api_secret.expose().as_bytes();
+        match &self.api_secret_old {
+            Some(old) => SigningSecrets {
+                keys: [current, old.expose().as_bytes()],
+                len: 2,
+            },
+            None => SigningSecrets {
+                keys: [current, &[]],
+                len: 1,
+            },
         }
-        secrets
     }
 }
 
@@ -406,6 +414,20 @@ fn parse_app_url(raw: &str) -> Result<Url, &'static str> {
     url.set_query(None);
     url.set_fragment(None);
     Ok(url)
+}
+
+/// See [`Config::signing_secrets`]; derefs to a slice of one or two keys.
+pub struct SigningSecrets<'a> {
+    keys: [&'a [u8]; 2],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for SigningSecrets<'a> {
+    type Target = [&'a [u8]];
+
+    fn deref(&self) -> &[&'a [u8]] {
+        &self.keys[..self.len]
+    }
 }
 
 #[cfg(test)]

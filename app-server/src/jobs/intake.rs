@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 const MAX_BATCH: usize = 256;
 /// Requests waiting for a commit before new ones are pushed back (bounded memory).
 const QUEUE_DEPTH: usize = 4096;
+const MAX_YIELDS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -62,19 +63,34 @@ async fn commit_loop(
     while let Some((first, reply)) = rx.recv().await {
         items.push(first);
         replies.push(reply);
-        while items.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok((w, r)) => {
-                    items.push(w);
-                    replies.push(r);
+        let mut yields = 0;
+        loop {
+            let before = items.len();
+            while items.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok((w, r)) => {
+                        items.push(w);
+                        replies.push(r);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
+            if items.len() >= MAX_BATCH
+                || yields >= MAX_YIELDS
+                || (yields > 0 && items.len() == before)
+            {
+                break;
+            }
+            yields += 1;
+            tokio::task::yield_now().await;
         }
         let started = std::time::Instant::now();
-        let result = store.record_webhooks(&items, clock.now()).await;
+        let size = items.len();
+        // Moved, not copied: the SQLite backend hands the batch to its writer thread.
+        let batch = std::mem::replace(&mut items, Vec::with_capacity(MAX_BATCH));
+        let result = store.record_webhooks(batch, clock.now()).await;
         tracing::debug!(
-            batch = items.len(),
+            batch = size,
             elapsed_us = started.elapsed().as_micros() as u64,
             "webhook batch written"
         );
@@ -104,12 +120,11 @@ async fn commit_loop(
             }
             Err(e) => {
                 let why = crate::errors::error_chain(&e);
-                tracing::error!(error = %why, batch = items.len(), "webhook batch not stored");
+                tracing::error!(error = %why, batch = size, "webhook batch not stored");
                 for reply in replies.drain(..) {
                     let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
                 }
             }
         }
-        items.clear();
     }
 }

@@ -172,24 +172,206 @@ pub struct ScopesUpdate {
     pub current: Vec<String>,
 }
 
-/// The customer a payload is about, for any topic (used at ingest so redaction can find it).
-pub fn payload_customer(topic: &str, body: &serde_json::Value) -> PayloadCustomer {
+/// Checks that `body` is JSON and finds the customer it is about, for any topic (used at ingest
+/// so redaction can find it), in one pass.
+///
+/// Streaming into a probe that only keeps `id` and `email`, rather than building a
+/// `serde_json::Value`: an order payload is kilobytes of nested objects, and the acknowledgement
+/// path should not allocate a tree it throws away. Everything else is validated and skipped.
+pub fn payload_customer(topic: &str, body: &[u8]) -> Result<PayloadCustomer, serde_json::Error> {
+    let probe: probe::Payload = serde_json::from_slice(body)?;
     let block = match topic {
-        "customers/data_request" | "customers/redact" => body.get("customer"),
-        t if t.starts_with("customers/") => Some(body),
-        t if t.starts_with("orders/") => body.get("customer"),
+        "customers/data_request" | "customers/redact" => probe.customer,
+        t if t.starts_with("customers/") => Some(probe.top),
+        t if t.starts_with("orders/") => probe.customer,
         _ => None,
     };
-    let Some(block) = block else {
-        return PayloadCustomer::default();
-    };
-    PayloadCustomer {
-        id: block.get("id").and_then(serde_json::Value::as_i64),
-        email: block
-            .get("email")
-            .and_then(|e| e.as_str())
-            .map(str::to_owned),
-        phone: None,
+    Ok(block
+        .map(|b| PayloadCustomer {
+            id: b.id,
+            email: b.email,
+            phone: None,
+        })
+        .unwrap_or_default())
+}
+
+/// Lenient shapes for [`payload_customer`]: a field of an unexpected type is "absent", never an
+/// error, because the payload is already authenticated and only its JSON syntax is checked here.
+mod probe {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::Deserialize;
+    use std::fmt;
+
+    /// The top level: the customer fields of a `customers/*` payload, and `customer` for the
+    /// others.
+    #[derive(Default)]
+    pub(super) struct Payload {
+        pub top: Block,
+        pub customer: Option<Block>,
+    }
+
+    #[derive(Default)]
+    pub(super) struct Block {
+        pub id: Option<i64>,
+        pub email: Option<String>,
+    }
+
+    struct Fields<const NESTED: bool>;
+
+    impl<'de, const NESTED: bool> Visitor<'de> for Fields<NESTED> {
+        type Value = Option<Payload>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Payload::default();
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::Id => out.top.id = map.next_value::<Lenient>()?.0.into_i64(),
+                    Key::Email => out.top.email = map.next_value::<Lenient>()?.0.into_string(),
+                    Key::Customer if !NESTED => {
+                        out.customer = map.next_value::<Nested>()?.0.map(|p| p.top);
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(Some(out))
+        }
+
+        // A payload that is not an object (or a `customer` that is null, a string…) has no
+        // customer; its contents are still validated.
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            IgnoredAny.visit_seq(seq).map(|_| None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Payload {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(d.deserialize_any(Fields::<false>)?.unwrap_or_default())
+        }
+    }
+
+    /// A member name, matched without allocating it.
+    enum Key {
+        Id,
+        Email,
+        Customer,
+        Other,
+    }
+
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a member name")
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                    Ok(match v {
+                        "id" => Key::Id,
+                        "email" => Key::Email,
+                        "customer" => Key::Customer,
+                        _ => Key::Other,
+                    })
+                }
+            }
+            d.deserialize_identifier(V)
+        }
+    }
+
+    struct Nested(Option<Payload>);
+
+    impl<'de> Deserialize<'de> for Nested {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Fields::<true>).map(Nested)
+        }
+    }
+
+    /// A scalar kept as an integer or a string; anything else (objects, arrays, floats) skipped.
+    enum Scalar {
+        Int(i64),
+        Text(String),
+        Other,
+    }
+
+    impl Scalar {
+        fn into_i64(self) -> Option<i64> {
+            match self {
+                Scalar::Int(i) => Some(i),
+                _ => None,
+            }
+        }
+        fn into_string(self) -> Option<String> {
+            match self {
+                Scalar::Text(t) => Some(t),
+                _ => None,
+            }
+        }
+    }
+
+    struct Lenient(Scalar);
+
+    impl<'de> Deserialize<'de> for Lenient {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Scalar;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a JSON value")
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                    Ok(Scalar::Int(v))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                    Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<Scalar, E> {
+                    Ok(Scalar::Other)
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+                    Ok(Scalar::Other)
+                }
+                fn visit_unit<E>(self) -> Result<Scalar, E> {
+                    Ok(Scalar::Other)
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                    Ok(Scalar::Text(v.to_owned()))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar, A::Error> {
+                    IgnoredAny.visit_map(map).map(|_| Scalar::Other)
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    seq: A,
+                ) -> Result<Scalar, A::Error> {
+                    IgnoredAny.visit_seq(seq).map(|_| Scalar::Other)
+                }
+            }
+            d.deserialize_any(V).map(Lenient)
+        }
     }
 }
 
@@ -197,6 +379,66 @@ pub fn payload_customer(topic: &str, body: &serde_json::Value) -> PayloadCustome
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    fn customer(topic: &str, body: &str) -> PayloadCustomer {
+        payload_customer(topic, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn payload_customer_is_found_where_each_topic_keeps_it() {
+        let redact = r#"{"shop_id":1,"shop_domain":"a.myshopify.com","customer":{"id":7,"email":"a@b.c","phone":"1"},"orders_to_redact":[1,2]}"#;
+        assert_eq!(customer("customers/redact", redact).id, Some(7));
+        assert_eq!(
+            customer("customers/data_request", redact).email.as_deref(),
+            Some("a@b.c")
+        );
+        let order = r#"{"id":99,"email":"order@x.y","line_items":[{"id":1,"customer":{"id":3}}],"customer":{"id":8,"email":"c@d.e","default_address":{"id":5}}}"#;
+        let c = customer("orders/create", order);
+        assert_eq!((c.id, c.email.as_deref()), (Some(8), Some("c@d.e")));
+        let c = customer("customers/update", r#"{"id":12,"email":"top@x.y"}"#);
+        assert_eq!((c.id, c.email.as_deref()), (Some(12), Some("top@x.y")));
+        // The top-level id of an app payload is the shop's or the app's, not a customer.
+        assert_eq!(
+            customer("app/uninstalled", r#"{"id":1,"email":"shop@x.y"}"#),
+            PayloadCustomer::default()
+        );
+    }
+
+    #[test]
+    fn payload_customer_treats_odd_shapes_as_absent_and_escapes_as_text() {
+        assert_eq!(
+            customer("orders/create", r#"{"customer":null}"#),
+            PayloadCustomer::default()
+        );
+        assert_eq!(
+            customer("orders/create", "[1,2]"),
+            PayloadCustomer::default()
+        );
+        assert_eq!(customer("orders/create", "3"), PayloadCustomer::default());
+        let c = customer(
+            "customers/redact",
+            r#"{"customer":{"id":"gid://shopify/Customer/1","email":"a\u0040b.c","ema\u0069l":"x@y.z"}}"#,
+        );
+        assert_eq!(c.id, None);
+        assert_eq!(c.email.as_deref(), Some("x@y.z"));
+    }
+
+    #[test]
+    fn payload_customer_rejects_what_is_not_json() {
+        for bad in [
+            "",
+            "{",
+            r#"{"customer":{"id":1}"#,
+            "{\"a\":1}x",
+            "nul",
+            r#"{"id":01}"#,
+        ] {
+            assert!(
+                payload_customer("orders/create", bad.as_bytes()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn both_header_families_are_read_and_event_id_drives_dedupe() {

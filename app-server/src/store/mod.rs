@@ -301,7 +301,7 @@ pub trait Store: Send + Sync + 'static {
     /// non-duplicate outcome.
     async fn record_webhooks(
         &self,
-        batch: &[NewWebhook],
+        batch: Vec<NewWebhook>,
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError>;
     async fn receipt(&self, id: i64) -> Result<Option<Receipt>, StoreError>;

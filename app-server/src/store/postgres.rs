@@ -413,10 +413,10 @@ impl Store for PostgresStore {
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn record_webhooks(
         &self,
-        batch: &[NewWebhook],
+        batch: Vec<NewWebhook>,
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
-        record_webhooks_batch(self, batch, now).await
+        record_webhooks_batch(self, &batch, now).await
     }
 
     #[tracing::instrument(skip_all)]

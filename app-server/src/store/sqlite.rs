@@ -449,7 +449,7 @@ impl Store for SqliteStore {
     #[tracing::instrument(skip_all, fields(batch = batch.len()))]
     async fn record_webhooks(
         &self,
-        batch: &[NewWebhook],
+        batch: Vec<NewWebhook>,
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
         self.batches

@@ -20,7 +20,11 @@ use crate::app::AppState;
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderName;
 use axum::Router;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
@@ -37,7 +41,7 @@ pub fn router(state: AppState) -> Router {
             let route = req
                 .extensions()
                 .get::<MatchedPath>()
-                .map(|p| p.as_str().to_owned());
+                .map(MatchedPath::as_str);
             let request_id = req
                 .headers()
                 .get(&REQUEST_ID)
@@ -46,12 +50,40 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!(
                 "request",
                 method = %req.method(),
-                route = route.as_deref().unwrap_or("unmatched"),
+                route = route.unwrap_or("unmatched"),
                 request_id,
                 shop = tracing::field::Empty,
             )
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
         .with_state(state)
+}
+
+/// Request ids for requests that arrive without one: a random prefix per process and a counter,
+/// e.g. `3f9a1c2e-1b`. Unique within a process run and distinct across runs, which is all log
+/// correlation needs; a v4 UUID per request cost a `getrandom` system call on every webhook.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        Self {
+            prefix: uuid::Uuid::new_v4().simple().to_string()[..8].into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{n:x}", self.prefix);
+        axum::http::HeaderValue::from_maybe_shared(axum::body::Bytes::from(id))
+            .ok()
+            .map(RequestId::new)
+    }
 }

@@ -115,7 +115,7 @@ fn job(shop: Option<&str>, kind: &str, run_at: Timestamp) -> NewJob {
 }
 
 async fn record_one(store: &DynStore, w: NewWebhook, now: Timestamp) -> WebhookRecorded {
-    let outcomes = store.record_webhooks(&[w], now).await.unwrap();
+    let outcomes = store.record_webhooks(vec![w], now).await.unwrap();
     assert_eq!(outcomes.len(), 1);
     outcomes[0]
 }
@@ -586,7 +586,7 @@ async fn duplicate_webhook_key_is_recorded_once(db: &TestDb) {
     // Within one batch, a second copy is a duplicate of the first.
     let outcomes = store
         .record_webhooks(
-            &[
+            vec![
                 delivery(SHOP, "2", "orders/updated"),
                 delivery(SHOP, "2", "orders/updated"),
             ],
@@ -669,12 +669,9 @@ async fn concurrent_batches_sharing_keys_in_opposite_orders_record_each_key_once
             batch.reverse();
         }
         tokio::spawn(async move {
-            let outcomes = store.record_webhooks(&batch, at(1)).await.unwrap();
-            batch
-                .into_iter()
-                .map(|w| w.dedupe_key)
-                .zip(outcomes)
-                .collect::<Vec<_>>()
+            let keys: Vec<String> = batch.iter().map(|w| w.dedupe_key.clone()).collect();
+            let outcomes = store.record_webhooks(batch, at(1)).await.unwrap();
+            keys.into_iter().zip(outcomes).collect::<Vec<_>>()
         })
     });
     let mut queued_per_key: HashMap<String, usize> = HashMap::new();
@@ -761,7 +758,7 @@ async fn deliveries_for_an_uninstalled_shop_are_ignored_unless_only_a_known_shop
     redact.requires = ShopRequirement::Known;
 
     let outcomes = store
-        .record_webhooks(&[orders, redact.clone()], at(11))
+        .record_webhooks(vec![orders, redact.clone()], at(11))
         .await
         .unwrap();
     let ignored = match outcomes[0] {
