@@ -2,18 +2,25 @@
 //! before the delivery is durable. One transaction per delivery would cap throughput at the
 //! database's commit rate (SQLite has a single writer), so concurrent deliveries are gathered
 //! into one transaction: a request waits only for the commit that includes it, never for a
-//! timer. Under light load a batch is one delivery; under heavy load commits amortise.
+//! timer. Under light load a batch is one delivery; under heavy load commits amortise. Up to
+//! [`IN_FLIGHT`] batches are handed to the store at once, each answered as soon as it commits.
 
 use crate::clock::DynClock;
-use crate::store::{DynStore, NewWebhook, WebhookRecorded};
+use crate::store::{DynStore, NewWebhook, Store, Timestamp, WebhookRecorded};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::task::JoinSet;
 
 /// The most deliveries one transaction takes.
 const MAX_BATCH: usize = 256;
 /// Requests waiting for a commit before new ones are pushed back (bounded memory).
 const QUEUE_DEPTH: usize = 4096;
-const MAX_YIELDS: usize = 4;
+/// Batches handed to the store at once. With one, the single SQLite writer sat idle for each
+/// batch's round trip to this task and back, about as long as the commit itself (measured with
+/// tests/bench/webhooks.sh). With several, the next batches are already waiting when a commit
+/// ends, and the SQLite writer merges whatever waits into its next transaction
+/// (`store::sqlite_batch`); PostgreSQL commits them concurrently.
+const IN_FLIGHT: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
@@ -57,73 +64,87 @@ async fn commit_loop(
     jobs_ready: Arc<Notify>,
     mut rx: mpsc::Receiver<(NewWebhook, Reply)>,
 ) {
-    let mut items = Vec::with_capacity(MAX_BATCH);
-    let mut replies = Vec::with_capacity(MAX_BATCH);
-    // Ends when every `Intake` handle is dropped and the queue is drained.
-    while let Some((first, reply)) = rx.recv().await {
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut commits = JoinSet::new();
+    loop {
+        // Wait for a free slot first: deliveries arriving meanwhile join the next batch.
+        let Ok(slot) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        // Ends when every `Intake` handle is dropped and the queue is drained.
+        let Some((first, reply)) = rx.recv().await else {
+            break;
+        };
+        let mut items = Vec::with_capacity(MAX_BATCH);
+        let mut replies = Vec::with_capacity(MAX_BATCH);
         items.push(first);
         replies.push(reply);
-        let mut yields = 0;
-        loop {
-            let before = items.len();
-            while items.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok((w, r)) => {
-                        items.push(w);
-                        replies.push(r);
-                    }
-                    Err(_) => break,
+        while items.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((w, r)) => {
+                    items.push(w);
+                    replies.push(r);
                 }
+                Err(_) => break,
             }
-            if items.len() >= MAX_BATCH
-                || yields >= MAX_YIELDS
-                || (yields > 0 && items.len() == before)
-            {
-                break;
-            }
-            yields += 1;
-            tokio::task::yield_now().await;
         }
-        let started = std::time::Instant::now();
-        let size = items.len();
-        // Moved, not copied: the SQLite backend hands the batch to its writer thread.
-        let batch = std::mem::replace(&mut items, Vec::with_capacity(MAX_BATCH));
-        let result = store.record_webhooks(batch, clock.now()).await;
-        tracing::debug!(
-            batch = size,
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "webhook batch written"
-        );
-        match result {
-            Ok(outcomes) if outcomes.len() == replies.len() => {
-                let queued = outcomes
-                    .iter()
-                    .any(|o| matches!(o, WebhookRecorded::Queued { .. }));
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    // The requester may have gone away (client timeout); the row is stored anyway.
-                    let _ = reply.send(Ok(outcome));
-                }
-                if queued {
-                    jobs_ready.notify_waiters();
-                }
+        let (store, clock, jobs_ready) = (store.clone(), clock.clone(), jobs_ready.clone());
+        commits.spawn(async move {
+            commit(store.as_ref(), clock.now(), items, replies, &jobs_ready).await;
+            drop(slot);
+        });
+        // Reap finished commits so the set does not grow.
+        while commits.try_join_next().is_some() {}
+    }
+    // Shutdown: every delivery already taken from the queue still gets its answer.
+    while commits.join_next().await.is_some() {}
+}
+
+/// Writes one batch and answers each of its requests.
+async fn commit(
+    store: &dyn Store,
+    now: Timestamp,
+    items: Vec<NewWebhook>,
+    replies: Vec<Reply>,
+    jobs_ready: &Notify,
+) {
+    let started = std::time::Instant::now();
+    let size = items.len();
+    let result = store.record_webhooks(items, now).await;
+    tracing::debug!(
+        batch = size,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "webhook batch written"
+    );
+    match result {
+        Ok(outcomes) if outcomes.len() == replies.len() => {
+            let queued = outcomes
+                .iter()
+                .any(|o| matches!(o, WebhookRecorded::Queued { .. }));
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The requester may have gone away (client timeout); the row is stored anyway.
+                let _ = reply.send(Ok(outcome));
             }
-            Ok(outcomes) => {
-                let why = format!(
-                    "store returned {} outcomes for {} deliveries",
-                    outcomes.len(),
-                    replies.len()
-                );
-                tracing::error!("{why}");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
-                }
+            if queued {
+                jobs_ready.notify_waiters();
             }
-            Err(e) => {
-                let why = crate::errors::error_chain(&e);
-                tracing::error!(error = %why, batch = size, "webhook batch not stored");
-                for reply in replies.drain(..) {
-                    let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
-                }
+        }
+        Ok(outcomes) => {
+            let why = format!(
+                "store returned {} outcomes for {} deliveries",
+                outcomes.len(),
+                replies.len()
+            );
+            tracing::error!("{why}");
+            for reply in replies {
+                let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
+            }
+        }
+        Err(e) => {
+            let why = crate::errors::error_chain(&e);
+            tracing::error!(error = %why, batch = size, "webhook batch not stored");
+            for reply in replies {
+                let _ = reply.send(Err(IntakeError::NotStored(why.clone())));
             }
         }
     }

@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most often the WAL is checkpointed while webhooks keep arriving.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+/// The most deliveries merged from queued batches into one transaction.
+const MAX_MERGED: usize = 1024;
 /// WAL length (4 KiB pages, so 16 MiB) past which the writer helps start it over.
 const RESTART_WAL_FRAMES: i64 = 4096;
 
@@ -124,10 +126,22 @@ fn run(
     committed: mpsc::SyncSender<()>,
     restart_wal: &AtomicBool,
 ) {
-    for r in requests {
-        let result = write(&mut conn, &r.batch, r.now, r.max_attempts);
-        // The caller may have given up; what was committed stays committed.
-        let _ = r.reply.send(result);
+    while let Ok(first) = requests.recv() {
+        // Batches that queued up while the last commit ran go into one transaction: the
+        // intake keeps several in flight so this thread never waits for the next one, and
+        // merging them here keeps commits as large as the load allows.
+        let mut group = vec![first];
+        let mut size = group[0].batch.len();
+        while size < MAX_MERGED {
+            match requests.try_recv() {
+                Ok(more) => {
+                    size += more.batch.len();
+                    group.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        write_group(&mut conn, group);
         if restart_wal.load(Ordering::Relaxed) {
             // Only the frames committed since the checkpointer's last pass are left to copy.
             // Once they are, this connection's next transaction starts the WAL over.
@@ -177,6 +191,46 @@ fn passive_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(bool, i6
         let (busy, log, copied): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
         Ok((busy != 0 || copied < log, log))
     })
+}
+
+/// Commits the requests' deliveries in one transaction and answers each request with its share
+/// of the outcomes (or the error, to all of them: nothing of the transaction was kept).
+fn write_group(conn: &mut rusqlite::Connection, group: Vec<Request>) {
+    if let [only] = group.as_slice() {
+        let result = write(conn, &only.batch, only.now, only.max_attempts);
+        if let Some(r) = group.into_iter().next() {
+            // The caller may have given up; what was committed stays committed.
+            let _ = r.reply.send(result);
+        }
+        return;
+    }
+    // One transaction, so one `now` and one attempt budget: the newest request's.
+    let (now, max_attempts) = group
+        .iter()
+        .map(|r| (r.now, r.max_attempts))
+        .max()
+        .unwrap_or_default();
+    let mut all = Vec::with_capacity(group.iter().map(|r| r.batch.len()).sum());
+    let mut answers = Vec::with_capacity(group.len());
+    for r in group {
+        let mut batch = r.batch;
+        answers.push((batch.len(), r.reply));
+        all.append(&mut batch);
+    }
+    match write(conn, &all, now, max_attempts) {
+        Ok(outcomes) => {
+            let mut outcomes = outcomes.into_iter();
+            for (len, reply) in answers {
+                let _ = reply.send(Ok(outcomes.by_ref().take(len).collect()));
+            }
+        }
+        Err(e) => {
+            let why = crate::errors::error_chain(&e);
+            for (_, reply) in answers {
+                let _ = reply.send(Err(StoreError::Unavailable(why.clone().into())));
+            }
+        }
+    }
 }
 
 fn write(
