@@ -29,6 +29,7 @@
 //! | `GET /_sim/shops/{shop}/faults` | | [`crate::Faults`] |
 //! | `PUT /_sim/shops/{shop}/faults` | [`crate::Faults`] | [`crate::Faults`] |
 //! | `DELETE /_sim/shops/{shop}/faults` | | `{}` (faults cleared) |
+//! | `POST /_sim/checkout` | [`crate::CheckoutRequest`] | [`crate::CheckoutAnswer`] (see `checkout`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +45,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admin::bucket::{Bucket, ThrottleConfig};
+use crate::checkout::{CheckoutAnswer, CheckoutRequest};
 use crate::data::{FlowTriggerRecord, Metafield, MutationRecord};
 use crate::error::SimError;
 use crate::faults::{FaultState, Faults};
@@ -92,6 +94,15 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
             "/_sim/shops/{shop}/faults",
             get(faults).put(set_faults).delete(clear_faults),
         )
+        .route("/_sim/checkout", post(checkout))
+}
+
+async fn checkout(
+    State(shared): State<Arc<Shared>>,
+    body: Bytes,
+) -> Result<Json<CheckoutAnswer>, SimError> {
+    let request: CheckoutRequest = parse(&body)?;
+    Ok(Json(crate::checkout::checkout(&shared, request).await?))
 }
 
 /// Merges a seed into a shop's data (used by [`crate::Sim::seed`] and `--seed` too).

@@ -143,6 +143,9 @@ pub struct Product {
     pub title: String,
     #[serde(default, deserialize_with = "tags")]
     pub tags: Vec<String>,
+    /// A gift card product (GraphQL `Product.isGiftCard`): never discounted, never shipped.
+    #[serde(default)]
+    pub gift_card: bool,
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default)]

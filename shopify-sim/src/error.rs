@@ -65,6 +65,10 @@ pub enum SimError {
     /// Control API: the named shop does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// Checkout: the Function could not be loaded or run (its input query asks for something
+    /// the simulator does not provide, the wasm does not build, the harness failed).
+    #[error("the VIP discount Function is unavailable: {0}")]
+    FunctionUnavailable(String),
     /// Startup: the listening socket could not be bound.
     #[error("could not bind {addr}: {source}")]
     Bind {
@@ -145,7 +149,10 @@ impl IntoResponse for SimError {
                 let reason = status.canonical_reason().unwrap_or("Error");
                 (status, json!({ "errors": reason }))
             }
-            SimError::Bind { .. } | SimError::HttpClient(_) | SimError::Seed { .. } => (
+            SimError::Bind { .. }
+            | SimError::HttpClient(_)
+            | SimError::Seed { .. }
+            | SimError::FunctionUnavailable(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "error": self.to_string() }),
             ),

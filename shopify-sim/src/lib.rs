@@ -17,6 +17,8 @@
 //!   discounts, and the logs of accepted mutations and Flow triggers;
 //! - `faults` — 5xx, 429, latency, dropped connections, expired tokens, maintenance;
 //! - `server` — the accept loop (it can drop a connection without answering);
+//! - `checkout` — a buyer's checkout priced by the VIP discount Function's wasm, run as Shopify
+//!   runs it ([`Sim::checkout`], `POST /_sim/checkout`);
 //! - `control` — the `/_sim` HTTP API mirroring [`Sim`]'s methods;
 //! - `error` — every refusal and its HTTP response.
 //!
@@ -25,6 +27,7 @@
 //! control Keel's clock, not Shopify's.
 
 mod admin;
+mod checkout;
 mod control;
 mod data;
 mod error;
@@ -50,6 +53,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use admin::bucket::{Plan, ThrottleConfig, ThrottleStatus};
+pub use checkout::{
+    AppliedDiscount, CheckoutAnswer, CheckoutLine, CheckoutRequest, FunctionRun, LineAnswer,
+    ShippingAnswer, DEFAULT_SHIPPING_PRICE,
+};
 pub use data::{
     resolve_namespace, CombinesWith, Customer, Discount, EmailMarketingConsent, FlowTriggerRecord,
     Fulfillment, InventoryLevel, LineItem, Location, Metafield, MetafieldSeed, MutationRecord,
@@ -126,6 +133,8 @@ pub(crate) struct Shared {
     state: Mutex<state::State>,
     /// Delivers webhooks: no redirects followed (a redirect is a failed delivery), 1 s connect.
     pub http: reqwest::Client,
+    /// The VIP discount Function, loaded by the first checkout.
+    pub function: tokio::sync::OnceCell<Arc<checkout::function::Deployment>>,
 }
 
 impl Shared {
@@ -203,6 +212,7 @@ impl Sim {
             state: Mutex::new(state::State::new(lifetimes, config.refresh_latency)),
             config,
             http,
+            function: tokio::sync::OnceCell::new(),
         });
 
         let app = router(shared.clone());
@@ -381,6 +391,12 @@ impl Sim {
     /// Every Flow action and lifecycle attempt so far, oldest first (bounded).
     pub fn flow_deliveries(&self) -> Vec<FlowDeliveryResult> {
         self.shared().state().flow_deliveries()
+    }
+
+    /// A buyer checks out: the shop's active VIP discounts run the Function on the cart (see
+    /// `POST /_sim/checkout`). The first call builds and compiles the Function's wasm.
+    pub async fn checkout(&self, request: CheckoutRequest) -> Result<CheckoutAnswer, SimError> {
+        checkout::checkout(self.shared(), request).await
     }
 }
 

@@ -78,6 +78,10 @@ async fn main() -> std::process::ExitCode {
         }
     }
 
+    // Listen for the stop signals before announcing the origin: whoever reads the origin may
+    // send SIGTERM at once, and a signal that arrives before the handler exists kills the
+    // process instead of shutting it down.
+    let stop = stop_signal();
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "{}", sim.origin())
         .and_then(|()| stdout.flush())
@@ -88,7 +92,7 @@ async fn main() -> std::process::ExitCode {
     }
     drop(stdout);
 
-    wait_for_stop_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     sim.shutdown().await;
     std::process::ExitCode::SUCCESS
@@ -103,30 +107,43 @@ fn load_seed(path: &std::path::Path) -> Result<Seed, SimError> {
     Seed::from_json(&text).map_err(|e| fail(e.to_string()))
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_stop_signal() {
-    let ctrl_c = async {
+/// Ctrl-C, or SIGTERM on Unix. On Unix the handlers are installed when this is called (not when
+/// the returned future is first polled); the future resolves on the first signal.
+#[cfg(unix)]
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for {name}");
+            None
+        }
+    };
+    let interrupt = listen(SignalKind::interrupt(), "Ctrl-C");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async fn received(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    async move {
+        tokio::select! {
+            () = received(interrupt) => {}
+            () = received(terminate) => {}
+        }
+    }
+}
+
+/// Ctrl-C.
+#[cfg(not(unix))]
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }

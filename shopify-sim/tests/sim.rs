@@ -20,6 +20,8 @@ use shopify_sim::{
 
 #[path = "sim/admin.rs"]
 mod admin;
+#[path = "sim/checkout.rs"]
+mod checkout;
 #[path = "sim/flow.rs"]
 mod flow;
 

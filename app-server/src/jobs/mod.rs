@@ -5,6 +5,7 @@
 //! `complete_job`), so every handler is idempotent. A job whose lease expires is claimed again.
 
 pub mod intake;
+pub mod vip;
 pub mod webhook;
 pub mod worker;
 

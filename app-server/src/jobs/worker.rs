@@ -2,7 +2,7 @@
 //! retry (with backoff) or bury it. A worker that dies leaves its lease to expire, after which
 //! another worker claims the job again; handlers are idempotent so that is safe.
 
-use super::{webhook, JobError};
+use super::{vip, webhook, JobError};
 use crate::app::AppState;
 use crate::backoff;
 use crate::store::{Job, StoreError};
@@ -130,11 +130,11 @@ async fn execute(state: &AppState, job: &Job) -> Result<(), JobError> {
         let job = job.clone();
         // A panicking handler must not take the worker down: run it as its own task.
         tokio::spawn(async move {
-            match job.kind.strip_prefix("webhook/") {
-                Some(_) => webhook::run(&state, &job).await,
-                None => Err(JobError::Permanent(format!(
-                    "no handler for job kind {:?}",
-                    job.kind
+            match job.kind.as_str() {
+                kind if kind.starts_with("webhook/") => webhook::run(&state, &job).await,
+                crate::ops::vip::SYNC_JOB_KIND => vip::run(&state, &job).await,
+                other => Err(JobError::Permanent(format!(
+                    "no handler for job kind {other:?}"
                 ))),
             }
         })

@@ -6,6 +6,8 @@
 pub mod install;
 /// The privacy duties: customer data requests, customer and shop redaction.
 pub mod privacy;
+/// The VIP discount: settings, their validation, and their sync to Shopify's discount.
+pub mod vip;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {

@@ -230,6 +230,89 @@ pub struct RedactCounts {
     pub jobs: u64,
     pub tokens: u64,
     pub shops: u64,
+    /// VIP discount settings rows (0 or 1).
+    pub settings: u64,
+}
+
+/// Where a shop's VIP settings stand with the shop's automatic discount on Shopify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// The latest version is not on Shopify yet; its sync job is queued or running.
+    Pending,
+    /// The discount carries the latest version.
+    Synced,
+    /// The sync of the latest version gave up; `sync_error` says why.
+    Failed,
+}
+
+impl SyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Pending => "pending",
+            SyncStatus::Synced => "synced",
+            SyncStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<SyncStatus> {
+        match raw {
+            "pending" => Some(SyncStatus::Pending),
+            "synced" => Some(SyncStatus::Synced),
+            "failed" => Some(SyncStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A shop's VIP discount settings and the state of their sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipSettings {
+    pub shop: String,
+    /// The configuration as written to the discount's metafield (JSON text). The store does not
+    /// read it; callers validate it before saving.
+    pub config: String,
+    /// Grows by one on every save (1 for the first).
+    pub version: i64,
+    /// The job that syncs `version`. A sync job with another id was superseded by a later save.
+    pub sync_job_id: Option<i64>,
+    pub sync_status: SyncStatus,
+    pub sync_error: Option<String>,
+    /// The shop's automatic discount (a `DiscountAutomaticNode` GID) once created or found.
+    pub discount_id: Option<String>,
+    /// The version the discount on Shopify carries.
+    pub synced_version: Option<i64>,
+    pub synced_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Outcome of trying to become the one syncer of a shop's VIP discount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipSyncClaim {
+    /// This holder has the lease until the given time; here are the settings as they are now.
+    Claimed(VipSettings),
+    /// Another holder has an unexpired lease.
+    Busy,
+    /// The shop has no VIP settings (never saved, or erased by `shop/redact`).
+    NoSettings,
+}
+
+/// What a sync did, recorded by [`Store::finish_vip_sync`] as it releases the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VipSyncOutcome {
+    /// Nothing to record (a superseded job, or one that found nothing to do).
+    Released,
+    /// Shopify's discount now carries `version`.
+    Synced { version: i64, discount_id: String },
+    /// The sync of `version` did not happen. `gave_up`: no retry follows, so the state becomes
+    /// `failed`; otherwise it stays `pending` with `error` as the reason of the retry.
+    /// `discount_id`: a discount found or created on the way, to remember even so.
+    Failed {
+        version: i64,
+        error: String,
+        gave_up: bool,
+        discount_id: Option<String>,
+    },
 }
 
 #[async_trait]
@@ -282,7 +365,9 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// In one transaction: mark the shop uninstalled at `at`, delete its token, cancel its queued
-    /// jobs except those whose kind is in `keep_kinds`. Does nothing and returns false when the
+    /// jobs except those whose kind is in `keep_kinds`, and mark a pending VIP settings sync whose
+    /// job was so cancelled as failed (the settings stay until `shop/redact`, so a reinstalled
+    /// shop finds them and can save them again). Does nothing and returns false when the
     /// shop is unknown, already uninstalled, or was (re)installed after `at` (a late webhook must
     /// not undo a reinstall).
     async fn uninstall_shop(
@@ -378,6 +463,42 @@ pub trait Store: Send + Sync + 'static {
         shop: &str,
         keep_receipt: Option<i64>,
     ) -> Result<RedactCounts, StoreError>;
+
+    // ---- VIP discount settings ----
+    /// The shop's VIP settings, `None` when never saved.
+    async fn vip_settings(&self, shop: &str) -> Result<Option<VipSettings>, StoreError>;
+    /// In one transaction: store `config` as the shop's VIP settings (version + 1, status
+    /// `pending`, error cleared), enqueue `job` and make it the settings' sync job. Returns the
+    /// saved settings, or `None` — writing nothing — when the shop is unknown. The discount id
+    /// and the synced version are kept: they describe what is on Shopify.
+    async fn save_vip_settings(
+        &self,
+        shop: &str,
+        config: &str,
+        job: &NewJob,
+        now: Timestamp,
+    ) -> Result<Option<VipSettings>, StoreError>;
+    /// Take the shop's sync lease for `holder` until `lease_until` if nobody holds an unexpired
+    /// one (the same holder may take it again). Atomic across processes.
+    async fn claim_vip_sync(
+        &self,
+        shop: &str,
+        holder: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<VipSyncClaim, StoreError>;
+    /// Record `outcome` and release `holder`'s lease, in one statement. The discount id and the
+    /// synced version are recorded whatever the settings' version now is (they describe Shopify);
+    /// the status and error only when the outcome is about the latest version, so a superseded
+    /// sync never overwrites a newer save's state. Returns false, writing nothing, when `holder`
+    /// no longer holds the lease.
+    async fn finish_vip_sync(
+        &self,
+        shop: &str,
+        holder: &str,
+        outcome: &VipSyncOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -8,7 +8,8 @@
 
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewToken, NewWebhook,
-    Receipt, Shop, ShopRequirement, StoreError, Timestamp, TokenRecord, WebhookRecorded,
+    Receipt, Shop, ShopRequirement, StoreError, SyncStatus, Timestamp, TokenRecord, VipSettings,
+    VipSyncOutcome, WebhookRecorded,
 };
 use chrono::DateTime;
 use sqlx::error::DatabaseError;
@@ -205,6 +206,102 @@ impl ExportRow {
             report: self.report.0,
             created_at: time(self.created_at)?,
         })
+    }
+}
+
+/// The columns a [`VipSettingsRow`] decodes.
+pub(super) const VIP_SETTINGS_COLUMNS: &str = "shop, config, version, sync_job_id, sync_status, sync_error, discount_id, synced_version, synced_at, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct VipSettingsRow {
+    shop: String,
+    config: String,
+    version: i64,
+    sync_job_id: Option<i64>,
+    sync_status: String,
+    sync_error: Option<String>,
+    discount_id: Option<String>,
+    synced_version: Option<i64>,
+    synced_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl VipSettingsRow {
+    pub(super) fn into_settings(self) -> Result<VipSettings, StoreError> {
+        Ok(VipSettings {
+            sync_status: SyncStatus::parse(&self.sync_status).ok_or_else(|| {
+                StoreError::Corrupt(format!("sync status {:?} is unknown", self.sync_status))
+            })?,
+            shop: self.shop,
+            config: self.config,
+            version: self.version,
+            sync_job_id: self.sync_job_id,
+            sync_error: self.sync_error,
+            discount_id: self.discount_id,
+            synced_version: self.synced_version,
+            synced_at: opt_time(self.synced_at)?,
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
+/// Why a pending VIP sync stopped when the shop uninstalled (its job was cancelled), shown to
+/// the merchant by `GET /api/settings`.
+pub(super) const UNINSTALLED_BEFORE_SYNC: &str =
+    "Keel was uninstalled before the discount was updated; save the settings again to update it";
+
+/// The columns [`Store::finish_vip_sync`](super::Store::finish_vip_sync) writes, from its
+/// outcome, so both backends record the same thing.
+pub(super) struct VipSyncRecord<'a> {
+    /// The version the outcome is about; `None` for a release that records nothing.
+    pub version: Option<i64>,
+    /// The status to set when `version` is still the latest.
+    pub status: Option<&'static str>,
+    pub error: Option<&'a str>,
+    pub discount_id: Option<&'a str>,
+    /// Shopify's discount now carries `version`.
+    pub synced: bool,
+}
+
+impl<'a> VipSyncRecord<'a> {
+    pub(super) fn of(outcome: &'a VipSyncOutcome) -> VipSyncRecord<'a> {
+        match outcome {
+            VipSyncOutcome::Released => VipSyncRecord {
+                version: None,
+                status: None,
+                error: None,
+                discount_id: None,
+                synced: false,
+            },
+            VipSyncOutcome::Synced {
+                version,
+                discount_id,
+            } => VipSyncRecord {
+                version: Some(*version),
+                status: Some(SyncStatus::Synced.as_str()),
+                error: None,
+                discount_id: Some(discount_id),
+                synced: true,
+            },
+            VipSyncOutcome::Failed {
+                version,
+                error,
+                gave_up,
+                discount_id,
+            } => VipSyncRecord {
+                version: Some(*version),
+                status: Some(if *gave_up {
+                    SyncStatus::Failed.as_str()
+                } else {
+                    SyncStatus::Pending.as_str()
+                }),
+                error: Some(error),
+                discount_id: discount_id.as_deref(),
+                synced: false,
+            },
+        }
     }
 }
 

@@ -9,13 +9,15 @@
 
 use super::rows::{
     into_customer_data, job_counts, migrations_match, millis, opt_time, store_error, ExportRow,
-    JobRow, ReceiptRow, ShopRow, TokenRow, EXPORT_COLUMNS, JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED,
-    RECEIPT_COLUMNS, TOKEN_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    JobRow, ReceiptRow, ShopRow, TokenRow, VipSettingsRow, VipSyncRecord, EXPORT_COLUMNS,
+    JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS, TOKEN_COLUMNS, UNINSTALLED_BEFORE_SYNC,
+    VIP_SETTINGS_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::sqlite_batch::BatchWriter;
 use super::{
     CustomerData, CustomerRef, DataExport, Job, JobCounts, NewJob, NewToken, NewWebhook, Receipt,
-    RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp, TokenRecord, WebhookRecorded,
+    RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp, TokenRecord, VipSettings,
+    VipSyncClaim, VipSyncOutcome, WebhookRecorded,
 };
 use async_trait::async_trait;
 use sqlx::error::DatabaseError;
@@ -442,6 +444,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
+        // A save whose sync job was just cancelled will not reach Shopify: say so.
+        sqlx::query(
+            "update vip_settings set sync_status = 'failed', sync_error = ?2, updated_at = ?3
+             where shop = ?1 and sync_status = 'pending'
+               and sync_job_id in (select id from jobs where shop = ?1 and status = 'cancelled')",
+        )
+        .bind(shop)
+        .bind(UNINSTALLED_BEFORE_SYNC)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }
@@ -762,6 +776,8 @@ impl Store for SqliteStore {
             delete_shop_rows(&mut tx, "delete from data_exports where shop = ?1", shop).await?;
         let tokens =
             delete_shop_rows(&mut tx, "delete from shop_tokens where shop = ?1", shop).await?;
+        let settings =
+            delete_shop_rows(&mut tx, "delete from vip_settings where shop = ?1", shop).await?;
         let receipts =
             sqlx::query("delete from receipts where shop = ?1 and (?2 is null or id <> ?2)")
                 .bind(shop)
@@ -787,7 +803,160 @@ impl Store for SqliteStore {
             jobs: jobs.rows_affected(),
             tokens,
             shops,
+            settings,
         })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn vip_settings(&self, shop: &str) -> Result<Option<VipSettings>, StoreError> {
+        let row: Option<VipSettingsRow> = sqlx::query_as(&format!(
+            "select {VIP_SETTINGS_COLUMNS} from vip_settings where shop = ?1"
+        ))
+        .bind(shop)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(db_error)?;
+        row.map(VipSettingsRow::into_settings).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn save_vip_settings(
+        &self,
+        shop: &str,
+        config: &str,
+        job: &NewJob,
+        now: Timestamp,
+    ) -> Result<Option<VipSettings>, StoreError> {
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
+        let known: bool =
+            sqlx::query_scalar("select exists (select 1 from shops where domain = ?1)")
+                .bind(shop)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        if !known {
+            return Ok(None);
+        }
+        let job_id: i64 = sqlx::query_scalar(
+            "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
+             values (?1, ?2, ?3, ?4, 'queued', 0, ?5, ?6, ?7, ?7)
+             returning id",
+        )
+        .bind(&job.shop)
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(job.receipt_id)
+        .bind(job.max_attempts)
+        .bind(millis(job.run_at))
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let row: VipSettingsRow = sqlx::query_as(&format!(
+            "insert into vip_settings (shop, config, version, sync_job_id, sync_status, sync_error, created_at, updated_at)
+             values (?1, ?2, 1, ?3, 'pending', null, ?4, ?4)
+             on conflict (shop) do update set
+                 config = excluded.config,
+                 version = vip_settings.version + 1,
+                 sync_job_id = excluded.sync_job_id,
+                 sync_status = 'pending',
+                 sync_error = null,
+                 updated_at = excluded.updated_at
+             returning {VIP_SETTINGS_COLUMNS}"
+        ))
+        .bind(shop)
+        .bind(config)
+        .bind(job_id)
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        row.into_settings().map(Some)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn claim_vip_sync(
+        &self,
+        shop: &str,
+        holder: &str,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<VipSyncClaim, StoreError> {
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
+        // The same holder may claim again (a retried attempt); anyone else waits for expiry.
+        let row: Option<VipSettingsRow> = sqlx::query_as(&format!(
+            "update vip_settings set sync_holder = ?2, sync_lease_until = ?3
+             where shop = ?1
+               and (sync_holder is null or sync_holder = ?2
+                    or sync_lease_until is null or sync_lease_until <= ?4)
+             returning {VIP_SETTINGS_COLUMNS}"
+        ))
+        .bind(shop)
+        .bind(holder)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let claim = match row {
+            Some(row) => VipSyncClaim::Claimed(row.into_settings()?),
+            None => {
+                let exists: bool = sqlx::query_scalar(
+                    "select exists (select 1 from vip_settings where shop = ?1)",
+                )
+                .bind(shop)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if exists {
+                    VipSyncClaim::Busy
+                } else {
+                    VipSyncClaim::NoSettings
+                }
+            }
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(claim)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn finish_vip_sync(
+        &self,
+        shop: &str,
+        holder: &str,
+        outcome: &VipSyncOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let r = VipSyncRecord::of(outcome);
+        // Status and error only for the latest version; what Shopify carries in any case.
+        let done = sqlx::query(
+            "update vip_settings set
+                 sync_holder = null, sync_lease_until = null,
+                 discount_id = coalesce(?3, discount_id),
+                 synced_version = case when ?6 and (synced_version is null or ?4 >= synced_version)
+                                       then ?4 else synced_version end,
+                 synced_at = case when ?6 and (synced_version is null or ?4 >= synced_version)
+                                  then ?7 else synced_at end,
+                 sync_status = case when ?4 = version and ?5 is not null then ?5 else sync_status end,
+                 sync_error = case when ?4 = version and ?5 is not null then ?8 else sync_error end,
+                 updated_at = ?7
+             where shop = ?1 and sync_holder = ?2",
+        )
+        .bind(shop)
+        .bind(holder)
+        .bind(r.discount_id)
+        .bind(r.version)
+        .bind(r.status)
+        .bind(r.synced)
+        .bind(millis(now))
+        .bind(r.error)
+        .execute(&mut *self.write_conn().await?)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -1,11 +1,12 @@
-//! The embedded admin's JSON API under `/api`. Every route authenticates with [`SessionAuth`]
+//! The embedded admin's JSON API under `/api` (`/api/shop` here, `/api/settings` in
+//! [`super::settings`]). Every route authenticates with [`SessionAuth`]
 //! and answers cross-origin requests as App Bridge expects (`OPTIONS` → 204 with the CORS
 //! headers; the same headers on every answer).
 
 use super::auth::SessionAuth;
-use super::ApiError;
+use super::{settings, ApiError};
 use crate::app::AppState;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,12 @@ use serde::Serialize;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/shop", get(shop))
+        .route(
+            "/api/settings",
+            get(settings::get)
+                .put(settings::put)
+                .layer(DefaultBodyLimit::max(settings::MAX_BODY)),
+        )
         .layer(middleware::from_fn(cors))
 }
 
@@ -77,6 +84,10 @@ async fn cors(request: Request, next: Next) -> Response {
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, PUT, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,

@@ -4,6 +4,7 @@
 //! Shopify and Flow try again.
 
 use crate::access::AccessError;
+use crate::ops::vip::VipError;
 use crate::shopify::oauth::OAuthError;
 use crate::store::StoreError;
 use axum::http::{HeaderValue, StatusCode};
@@ -20,6 +21,16 @@ pub struct ApiError {
     pub message: String,
     /// 401 for an invalid session token: App Bridge retries with a fresh one.
     pub retry_session: bool,
+    /// Each problem of a refused input (422), so a form can show them all at once; answered as
+    /// `"problems": [{"path", "message"}]` when not empty.
+    pub problems: Vec<Problem>,
+}
+
+/// One problem of a refused input: where (a JSON path, empty for the whole input) and what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
 }
 
 impl ApiError {
@@ -29,6 +40,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_session: false,
+            problems: Vec::new(),
         }
     }
 
@@ -38,6 +50,7 @@ impl ApiError {
             code: "invalid_session_token",
             message: format!("{why}; App Bridge will retry with a new session token"),
             retry_session: true,
+            problems: Vec::new(),
         }
     }
 
@@ -62,7 +75,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({"error": self.code, "message": self.message}));
+        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        if !self.problems.is_empty() {
+            body["problems"] = serde_json::json!(self.problems);
+        }
+        let body = Json(body);
         let mut response = (self.status, body).into_response();
         if self.retry_session {
             response
@@ -105,6 +122,42 @@ impl From<AccessError> for ApiError {
             AccessError::Store(s) => s.into(),
             AccessError::OAuth(OAuthError::Refused { .. }) | AccessError::OAuth(_) | AccessError::Secrets(_) => {
                 ApiError::internal("access failure", &e)
+            }
+        }
+    }
+}
+
+impl From<VipError> for ApiError {
+    fn from(e: VipError) -> Self {
+        match e {
+            VipError::Invalid(errors) => {
+                let count = errors.0.len();
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_settings",
+                    format!(
+                        "the VIP settings have {count} problem{}; nothing was saved",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                );
+                err.problems = errors
+                    .0
+                    .into_iter()
+                    .map(|e| Problem {
+                        path: e.path,
+                        message: e.problem,
+                    })
+                    .collect();
+                err
+            }
+            VipError::UnknownShop => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_installed",
+                "Keel is not installed on this shop; install it from the Shopify admin",
+            ),
+            VipError::Store(s) => s.into(),
+            VipError::SyncBusy | VipError::StoredInvalid(_) | VipError::Shopify(_) => {
+                ApiError::internal("VIP settings", &e)
             }
         }
     }

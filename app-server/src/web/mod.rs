@@ -13,6 +13,8 @@ pub mod error;
 pub mod health;
 /// The HTML of Keel's pages.
 pub mod pages;
+/// `GET`/`PUT /api/settings`: the VIP discount settings.
+pub mod settings;
 /// `POST /webhooks`.
 pub mod webhooks;
 

@@ -296,7 +296,7 @@ async fn automatic_app_discount_is_created_once_per_key_and_updated() {
         ..discount
     };
     let updated = admin
-        .discount_automatic_app_update(&shop(), &created.discount_id, &renamed)
+        .discount_automatic_app_update(&shop(), &created.discount_id, &renamed.clone().into())
         .await
         .unwrap();
     assert_eq!(updated.title, "VIP pricing 2");

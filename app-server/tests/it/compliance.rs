@@ -11,6 +11,16 @@ const SHOP: &str = "privacy-shop.myshopify.com";
 const OTHER: &str = "other-shop.myshopify.com";
 const EMAIL: &str = "john@example.com";
 
+/// Every table of Keel's schema.
+const TABLES: [&str; 6] = [
+    "shops",
+    "shop_tokens",
+    "receipts",
+    "jobs",
+    "data_exports",
+    "vip_settings",
+];
+
 /// Rows anywhere in Keel's tables whose text mentions `needle` (a raw scan, not the store API,
 /// so a forgotten column or table shows up).
 async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
@@ -18,8 +28,16 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
     match db.backend() {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(db.url()).await.unwrap();
+            let schema: Vec<String> = sqlx::query_scalar(
+                "select name from sqlite_master where type = 'table'
+                 and name not in ('_sqlx_migrations', 'sqlite_sequence') order by name",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_scans_every_table(schema);
             let mut total = 0;
-            for table in ["shops", "shop_tokens", "receipts", "jobs", "data_exports"] {
+            for table in TABLES {
                 let columns: Vec<String> =
                     sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
                         .fetch_all(&pool)
@@ -42,8 +60,16 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+            let schema: Vec<String> = sqlx::query_scalar(
+                "select table_name::text from information_schema.tables
+                 where table_schema = 'public' and table_name <> '_sqlx_migrations' order by table_name",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_scans_every_table(schema);
             let mut total = 0;
-            for table in ["shops", "shop_tokens", "receipts", "jobs", "data_exports"] {
+            for table in TABLES {
                 let n: i64 = sqlx::query_scalar(&format!(
                     "select count(*) from {table} t where t::text like $1"
                 ))
@@ -56,6 +82,16 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
             total
         }
     }
+}
+
+/// A table added by a migration but missing from [`TABLES`] would escape the scan.
+fn assert_scans_every_table(schema: Vec<String>) {
+    let mut scanned: Vec<&str> = TABLES.to_vec();
+    scanned.sort_unstable();
+    assert_eq!(
+        schema, scanned,
+        "the raw scan must cover every table of the schema"
+    );
 }
 
 fn john() -> ComplianceCustomer {
@@ -138,8 +174,14 @@ on_both_backends! {
         for shop in [SHOP, OTHER] {
             keel.sim.send_webhook(&url, WebhookDelivery::customers_data_request(shop, &john(), &[299938], 9999)).await;
         }
+        // VIP settings, synced to a discount: the shop's too.
+        let saved = keel.put_settings(&keel.session_token(SHOP), &serde_json::json!({
+            "tiers": [{"name": "Gold", "percentage": "15"}]
+        }).to_string()).await;
+        assert_eq!(saved.status(), 200);
         keel.sim.send_webhook(&url, WebhookDelivery::app_uninstalled(SHOP)).await;
         keel.drain_jobs().await;
+        assert!(keel.state.store.vip_settings(SHOP).await.unwrap().is_some(), "uninstall keeps the settings");
         // Shopify sends shop/redact about 48 hours after uninstall.
         keel.clock.advance(chrono::Duration::hours(48));
         let r = keel.sim.send_webhook(&url, WebhookDelivery::shop_redact(SHOP)).await;
@@ -149,6 +191,7 @@ on_both_backends! {
         assert!(keel.state.store.shop(SHOP).await.unwrap().is_none());
         assert!(keel.state.store.token(SHOP).await.unwrap().is_none());
         assert!(keel.state.store.data_exports(SHOP).await.unwrap().is_empty());
+        assert!(keel.state.store.vip_settings(SHOP).await.unwrap().is_none());
         let left = keel.state.store.receipts(SHOP, 100).await.unwrap();
         assert!(left.iter().all(|r| r.topic == "shop/redact" && r.payload.is_none()), "{left:?}");
         assert_eq!(rows_mentioning(&keel.db, SHOP).await, left.len() as i64 + keel_jobs_for(&keel, SHOP).await);

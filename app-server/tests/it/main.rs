@@ -10,4 +10,5 @@ mod embedded;
 mod health;
 mod process;
 mod store_conformance;
+mod vip;
 mod webhooks;

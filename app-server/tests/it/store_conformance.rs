@@ -9,7 +9,8 @@ use crate::support::db::{Backend, TestDb};
 use chrono::DateTime;
 use keel::store::{
     CustomerRef, DataExport, DynStore, IgnoreReason, JobCounts, NewJob, NewToken, NewWebhook,
-    RedactCounts, RefreshClaim, Shop, ShopRequirement, Timestamp, TokenRecord, WebhookRecorded,
+    RedactCounts, RefreshClaim, Shop, ShopRequirement, SyncStatus, Timestamp, TokenRecord,
+    VipSettings, VipSyncClaim, VipSyncOutcome, WebhookRecorded,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -55,6 +56,11 @@ conformance!(
     redact_shop_erases_every_row_of_that_shop_only,
     migrations_are_current_only_after_migrate,
     jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises,
+    saving_vip_settings_bumps_the_version_and_queues_its_sync_job_in_the_same_write,
+    vip_settings_of_an_unknown_shop_are_not_saved_and_queue_nothing,
+    one_vip_sync_of_a_shop_holds_the_lease_at_a_time,
+    a_superseded_vip_sync_records_the_discount_but_never_the_newer_saves_status,
+    uninstall_fails_a_pending_vip_sync_whose_job_it_cancelled_and_keeps_the_settings,
 );
 
 const SHOP: &str = "keel-test.myshopify.com";
@@ -1277,6 +1283,14 @@ async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
     let mut via_receipt = job(None, "replay", at(0));
     via_receipt.receipt_id = Some(p.someone_else);
     store.enqueue_job(&via_receipt, at(9)).await.unwrap();
+    // VIP settings of both shops, each with its queued sync job.
+    for shop in [SHOP, OTHER] {
+        store
+            .save_vip_settings(shop, CONFIG_V1, &vip_job(shop), at(9))
+            .await
+            .unwrap()
+            .unwrap();
+    }
     let other_before = raw.rows_of_shop(OTHER).await;
 
     let counts = store.redact_shop(SHOP, Some(keep)).await.unwrap();
@@ -1285,9 +1299,10 @@ async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
         RedactCounts {
             receipts: 4,
             exports: 2,
-            jobs: 6,
+            jobs: 7,
             tokens: 1,
-            shops: 1
+            shops: 1,
+            settings: 1,
         }
     );
     assert_eq!(
@@ -1297,9 +1312,11 @@ async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
             ("shop_tokens", 0),
             ("receipts", 1),
             ("jobs", 1),
-            ("data_exports", 0)
+            ("data_exports", 0),
+            ("vip_settings", 0),
         ]
     );
+    assert_eq!(store.vip_settings(SHOP).await.unwrap(), None);
     assert_eq!(raw.rows_of_shop(OTHER).await, other_before);
     assert_eq!(store.shop(SHOP).await.unwrap(), None);
     assert_eq!(store.token(SHOP).await.unwrap(), None);
@@ -1335,9 +1352,10 @@ async fn redact_shop_erases_every_row_of_that_shop_only(db: &TestDb) {
         RedactCounts {
             receipts: 1,
             exports: 1,
-            jobs: 1,
+            jobs: 2,
             tokens: 1,
-            shops: 1
+            shops: 1,
+            settings: 1,
         }
     );
     assert!(raw.rows_of_shop(OTHER).await.iter().all(|(_, n)| *n == 0));
@@ -1420,4 +1438,353 @@ async fn jobs_of_a_shop_needing_reauthorisation_wait_until_it_reauthorises(db: &
     store.install_shop(SHOP, &token("c"), at(6)).await.unwrap();
     let resumed = store.claim_job("w", at(100), at(7)).await.unwrap().unwrap();
     assert_eq!((resumed.id, resumed.attempt), (paused, 1));
+}
+
+// ---- VIP discount settings ------------------------------------------------------------------
+
+const CONFIG_V1: &str = r#"{"tiers":[{"name":"Gold","percentage":"15"}]}"#;
+const CONFIG_V2: &str = r#"{"tiers":[{"name":"Gold","percentage":"20"}]}"#;
+const DISCOUNT: &str = "gid://shopify/DiscountAutomaticNode/42";
+
+fn vip_job(shop: &str) -> NewJob {
+    job(Some(shop), "vip/sync-discount", at(0))
+}
+
+async fn save(store: &DynStore, config: &str, secs: i64) -> VipSettings {
+    store
+        .save_vip_settings(SHOP, config, &vip_job(SHOP), at(secs))
+        .await
+        .unwrap()
+        .expect("the shop is known")
+}
+
+async fn claim(store: &DynStore, holder: &str, secs: i64) -> VipSyncClaim {
+    store
+        .claim_vip_sync(SHOP, holder, at(secs + 90), at(secs))
+        .await
+        .unwrap()
+}
+
+async fn saving_vip_settings_bumps_the_version_and_queues_its_sync_job_in_the_same_write(
+    db: &TestDb,
+) {
+    let store = db.store().await;
+    let raw = db.raw().await;
+    store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    assert_eq!(store.vip_settings(SHOP).await.unwrap(), None);
+
+    let first = save(&store, CONFIG_V1, 1).await;
+    let job1 = first.sync_job_id.expect("the save names its sync job");
+    assert_eq!(
+        (first.version, first.sync_status, first.config.as_str()),
+        (1, SyncStatus::Pending, CONFIG_V1)
+    );
+    assert_eq!((first.created_at, first.updated_at), (at(1), at(1)));
+    assert_eq!(store.vip_settings(SHOP).await.unwrap(), Some(first.clone()));
+    assert_eq!(
+        raw.text("jobs", "kind", job1).await.as_deref(),
+        Some("vip/sync-discount")
+    );
+    assert_eq!(
+        raw.text("jobs", "status", job1).await.as_deref(),
+        Some("queued")
+    );
+
+    // Synced once; the next save keeps what is on Shopify and starts a new pending sync.
+    assert!(matches!(
+        claim(&store, "job-1", 2).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    let synced = VipSyncOutcome::Synced {
+        version: 1,
+        discount_id: DISCOUNT.into(),
+    };
+    assert!(store
+        .finish_vip_sync(SHOP, "job-1", &synced, at(3))
+        .await
+        .unwrap());
+    let now = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            now.sync_status,
+            now.synced_version,
+            now.synced_at,
+            now.discount_id.as_deref()
+        ),
+        (SyncStatus::Synced, Some(1), Some(at(3)), Some(DISCOUNT))
+    );
+
+    let second = save(&store, CONFIG_V2, 4).await;
+    let job2 = second.sync_job_id.unwrap();
+    assert_ne!(job1, job2);
+    assert_eq!(
+        (
+            second.version,
+            second.sync_status,
+            second.sync_error.as_deref()
+        ),
+        (2, SyncStatus::Pending, None)
+    );
+    assert_eq!(
+        (
+            second.discount_id.as_deref(),
+            second.synced_version,
+            second.created_at
+        ),
+        (Some(DISCOUNT), Some(1), at(1))
+    );
+    assert_eq!(second.config, CONFIG_V2);
+    assert_eq!(store.job_counts().await.unwrap().queued, 2);
+    raw.close().await;
+}
+
+async fn vip_settings_of_an_unknown_shop_are_not_saved_and_queue_nothing(db: &TestDb) {
+    let store = db.store().await;
+    let raw = db.raw().await;
+    assert_eq!(
+        store
+            .save_vip_settings(SHOP, CONFIG_V1, &vip_job(SHOP), at(1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.vip_settings(SHOP).await.unwrap(), None);
+    assert_eq!(store.job_counts().await.unwrap(), JobCounts::default());
+    assert_eq!(raw.count("vip_settings", "shop", SHOP).await, 0);
+    assert_eq!(claim(&store, "job-1", 1).await, VipSyncClaim::NoSettings);
+    raw.close().await;
+}
+
+async fn one_vip_sync_of_a_shop_holds_the_lease_at_a_time(db: &TestDb) {
+    let store = db.store().await;
+    store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    save(&store, CONFIG_V1, 0).await;
+
+    assert!(matches!(
+        claim(&store, "job-1", 0).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    assert_eq!(claim(&store, "job-2", 10).await, VipSyncClaim::Busy);
+    // The same holder (a retried attempt) takes it again.
+    assert!(matches!(
+        claim(&store, "job-1", 20).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    // Concurrent claimers: exactly one wins once the lease expires (20 + 90 = 110).
+    let claims = join_all((0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_vip_sync(SHOP, &format!("racer-{i}"), at(300), at(110))
+                .await
+                .unwrap()
+        })
+    }))
+    .await;
+    let winners: Vec<_> = claims
+        .iter()
+        .filter(|c| matches!(c, VipSyncClaim::Claimed(_)))
+        .collect();
+    assert_eq!(winners.len(), 1, "{claims:?}");
+
+    // The expired holder can no longer record anything.
+    let synced = VipSyncOutcome::Synced {
+        version: 1,
+        discount_id: DISCOUNT.into(),
+    };
+    assert!(!store
+        .finish_vip_sync(SHOP, "job-1", &synced, at(111))
+        .await
+        .unwrap());
+    let unchanged = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (unchanged.sync_status, unchanged.discount_id),
+        (SyncStatus::Pending, None)
+    );
+    // Releasing frees the lease at once.
+    for i in 0..8 {
+        store
+            .finish_vip_sync(
+                SHOP,
+                &format!("racer-{i}"),
+                &VipSyncOutcome::Released,
+                at(112),
+            )
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        claim(&store, "job-3", 113).await,
+        VipSyncClaim::Claimed(_)
+    ));
+}
+
+async fn a_superseded_vip_sync_records_the_discount_but_never_the_newer_saves_status(db: &TestDb) {
+    let store = db.store().await;
+    store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    save(&store, CONFIG_V1, 0).await;
+    assert!(matches!(
+        claim(&store, "job-1", 1).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    // The merchant saves again while version 1 is being pushed.
+    save(&store, CONFIG_V2, 2).await;
+    let synced_v1 = VipSyncOutcome::Synced {
+        version: 1,
+        discount_id: DISCOUNT.into(),
+    };
+    assert!(store
+        .finish_vip_sync(SHOP, "job-1", &synced_v1, at(3))
+        .await
+        .unwrap());
+    let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            s.version,
+            s.sync_status,
+            s.synced_version,
+            s.discount_id.as_deref()
+        ),
+        (2, SyncStatus::Pending, Some(1), Some(DISCOUNT)),
+        "the discount is remembered, version 2 is still pending"
+    );
+
+    // A failure of an old version leaves the newer state alone.
+    assert!(matches!(
+        claim(&store, "job-1", 4).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    let old_failure = VipSyncOutcome::Failed {
+        version: 1,
+        error: "old".into(),
+        gave_up: true,
+        discount_id: None,
+    };
+    assert!(store
+        .finish_vip_sync(SHOP, "job-1", &old_failure, at(5))
+        .await
+        .unwrap());
+    let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!((s.sync_status, s.sync_error), (SyncStatus::Pending, None));
+
+    // Version 2: a retried failure stays pending with its reason, a final one fails, and a
+    // later success clears the error.
+    let failure = |gave_up| VipSyncOutcome::Failed {
+        version: 2,
+        error: "Shopify refused the change: Function not found.".into(),
+        gave_up,
+        discount_id: None,
+    };
+    for (gave_up, status) in [(false, SyncStatus::Pending), (true, SyncStatus::Failed)] {
+        assert!(matches!(
+            claim(&store, "job-2", 6).await,
+            VipSyncClaim::Claimed(_)
+        ));
+        assert!(store
+            .finish_vip_sync(SHOP, "job-2", &failure(gave_up), at(7))
+            .await
+            .unwrap());
+        let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+        assert_eq!(s.sync_status, status);
+        assert_eq!(
+            s.sync_error.as_deref(),
+            Some("Shopify refused the change: Function not found.")
+        );
+        assert_eq!(
+            (s.synced_version, s.discount_id.as_deref()),
+            (Some(1), Some(DISCOUNT))
+        );
+    }
+    assert!(matches!(
+        claim(&store, "job-2", 8).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    let synced_v2 = VipSyncOutcome::Synced {
+        version: 2,
+        discount_id: DISCOUNT.into(),
+    };
+    assert!(store
+        .finish_vip_sync(SHOP, "job-2", &synced_v2, at(9))
+        .await
+        .unwrap());
+    let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (s.sync_status, s.sync_error, s.synced_version, s.synced_at),
+        (SyncStatus::Synced, None, Some(2), Some(at(9)))
+    );
+    // A late success of version 1 never moves the synced version back.
+    assert!(matches!(
+        claim(&store, "job-1", 10).await,
+        VipSyncClaim::Claimed(_)
+    ));
+    assert!(store
+        .finish_vip_sync(SHOP, "job-1", &synced_v1, at(11))
+        .await
+        .unwrap());
+    let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (s.sync_status, s.synced_version, s.synced_at),
+        (SyncStatus::Synced, Some(2), Some(at(9)))
+    );
+}
+
+async fn uninstall_fails_a_pending_vip_sync_whose_job_it_cancelled_and_keeps_the_settings(
+    db: &TestDb,
+) {
+    let store = db.store().await;
+    let raw = db.raw().await;
+    store.install_shop(SHOP, &token("a"), at(0)).await.unwrap();
+    store.install_shop(OTHER, &token("b"), at(0)).await.unwrap();
+    let pending = save(&store, CONFIG_V1, 1).await;
+    // OTHER's save is synced already; its sync job has run.
+    let other = store
+        .save_vip_settings(OTHER, CONFIG_V1, &vip_job(OTHER), at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let synced = VipSyncOutcome::Synced {
+        version: 1,
+        discount_id: DISCOUNT.into(),
+    };
+    store
+        .claim_vip_sync(OTHER, "job-9", at(90), at(2))
+        .await
+        .unwrap();
+    assert!(store
+        .finish_vip_sync(OTHER, "job-9", &synced, at(3))
+        .await
+        .unwrap());
+
+    for shop in [SHOP, OTHER] {
+        assert!(store
+            .uninstall_shop(shop, at(10), &[], at(11))
+            .await
+            .unwrap());
+    }
+    let s = store.vip_settings(SHOP).await.unwrap().unwrap();
+    assert_eq!(
+        (s.config.as_str(), s.version),
+        (CONFIG_V1, 1),
+        "the settings stay"
+    );
+    assert_eq!(s.sync_status, SyncStatus::Failed);
+    assert!(
+        s.sync_error
+            .as_deref()
+            .is_some_and(|e| e.contains("uninstalled")),
+        "{s:?}"
+    );
+    assert_eq!(
+        raw.text("jobs", "status", pending.sync_job_id.unwrap())
+            .await
+            .as_deref(),
+        Some("cancelled")
+    );
+    let o = store.vip_settings(OTHER).await.unwrap().unwrap();
+    assert_eq!(
+        (o.sync_status, o.sync_error, o.discount_id.as_deref()),
+        (SyncStatus::Synced, None, Some(DISCOUNT)),
+        "a synced shop's state is true as it was: {other:?}"
+    );
+    raw.close().await;
 }

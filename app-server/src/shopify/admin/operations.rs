@@ -402,6 +402,42 @@ pub struct AutomaticAppDiscount {
     pub metafields: Vec<DiscountMetafield>,
 }
 
+/// The fields of `DiscountAutomaticAppInput` an update changes; `None` leaves a field as it is
+/// on Shopify (a title the merchant edited, the original start date).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AutomaticAppDiscountUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_handle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount_classes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub combines_with: Option<CombinesWith>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<String>,
+    /// Set (created or replaced) by key; metafields not listed are left alone.
+    pub metafields: Vec<DiscountMetafield>,
+}
+
+impl From<AutomaticAppDiscount> for AutomaticAppDiscountUpdate {
+    /// Every field of a full input.
+    fn from(d: AutomaticAppDiscount) -> Self {
+        AutomaticAppDiscountUpdate {
+            title: Some(d.title),
+            function_handle: Some(d.function_handle),
+            discount_classes: Some(d.discount_classes),
+            combines_with: Some(d.combines_with),
+            starts_at: Some(d.starts_at),
+            ends_at: d.ends_at,
+            metafields: d.metafields,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct CombinesWith {
@@ -826,13 +862,15 @@ impl AdminClient {
         self.discount_result(data["discountAutomaticAppCreate"].take())
     }
 
+    /// Change the fields `changes` sets. Naturally idempotent: the same changes twice leave the
+    /// discount as once.
     pub async fn discount_automatic_app_update(
         &self,
         shop: &ShopDomain,
         id: &Gid,
-        discount: &AutomaticAppDiscount,
+        changes: &AutomaticAppDiscountUpdate,
     ) -> Result<CreatedDiscount, AdminError> {
-        let vars = json!({ "id": id, "discount": discount });
+        let vars = json!({ "id": id, "discount": changes });
         let mut data = self
             .run(
                 shop,

@@ -156,6 +156,10 @@ impl RawDb {
                 "data_exports",
                 self.count("data_exports", "shop", shop).await,
             ),
+            (
+                "vip_settings",
+                self.count("vip_settings", "shop", shop).await,
+            ),
         ]
     }
 

@@ -111,6 +111,28 @@ impl TestKeel {
             .expect("GET /api/shop")
     }
 
+    /// `GET /api/settings` with a session token.
+    pub async fn get_settings(&self, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/settings", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET /api/settings")
+    }
+
+    /// `PUT /api/settings` with a session token and a raw body.
+    pub async fn put_settings(&self, token: &str, body: &str) -> reqwest::Response {
+        self.http
+            .put(format!("{}/api/settings", self.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("PUT /api/settings")
+    }
+
     /// Install the app on `shop` in the simulator and let Keel obtain its token, as the first
     /// open of the embedded app does.
     pub async fn install(&self, shop: &str) {
