@@ -68,24 +68,34 @@ hmac=$(python3 -c 'import base64,hashlib,hmac,sys; print(base64.b64encode(hmac.n
 export BENCH_BODY_FILE=$body BENCH_HMAC=$hmac BENCH_SHOP=$shop BENCH_TOPIC=app/scopes_update
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks per thread name ("tokio-rt-worker=123,keel-sqlite-bat=45"): where a server's time goes.
+thread_ticks() {
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+  done | awk '{a[$1] += $2} END {for (k in a) printf "%s=%d,", k, a[k]}'
+}
 tick=$(getconf CLK_TCK)
 
 # run NAME URL PID EXPECT_QUEUED → prints "rps p50_us p99_us cpu_us_per_req requests"
 run() {
   local name=$1 url=$2 pid=$3
-  local before after line
-  before=$(cpu_ticks "$pid")
+  local before after line threads_before threads_after
+  before=$(cpu_ticks "$pid"); threads_before=$(thread_ticks "$pid")
   line=$(BENCH_EXPECT_QUEUED=$4 wrk -t"$threads" -c"$connections" -d"$duration" -s tests/bench/webhook.lua "$url" | grep '^BENCH')
-  after=$(cpu_ticks "$pid")
-  python3 - "$name" "$line" "$before" "$after" "$tick" <<'PY'
+  after=$(cpu_ticks "$pid"); threads_after=$(thread_ticks "$pid")
+  python3 - "$name" "$line" "$before" "$after" "$tick" "$threads_before" "$threads_after" <<'PY'
 import sys
 name, line, before, after, tick = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+ticks = lambda arg: {k: int(v) for k, v in (kv.split("=") for kv in arg.split(",") if kv)}
+threads_before, threads_after = ticks(sys.argv[6]), ticks(sys.argv[7])
 f = dict(kv.split("=") for kv in line.split()[1:])
 req = int(f["requests"])
 if int(f["non200"]) or int(f["notqueued"]):
     sys.exit(f"{name}: {f['non200']} non-200 and {f['notqueued']} not-queued answers of {req}")
 cpu_us = (after - before) / tick * 1e6 / req
-print(f"{float(f['rps']):.0f} {f['p50_us']} {f['p99_us']} {cpu_us:.1f} {req}")
+groups = ",".join(f"{k}={(v - threads_before.get(k, 0)) / tick * 1e6 / req:.1f}"
+                  for k, v in sorted(threads_after.items()) if v > threads_before.get(k, 0))
+print(f"{float(f['rps']):.0f} {f['p50_us']} {f['p99_us']} {cpu_us:.1f} {req} {groups or '-'}")
 PY
 }
 
@@ -101,7 +111,9 @@ done
 python3 - "$duration" "$connections" "${BENCH_DATABASE_URL:+postgres}" "${results[@]}" <<'PY'
 import statistics, sys
 duration, connections, backend = sys.argv[1], sys.argv[2], sys.argv[3] or "sqlite"
-rows = [list(map(float, r.split())) for r in sys.argv[4:]]
+rows = [list(map(float, r.split()[:5])) for r in sys.argv[4:]]
+groups = [dict((kv.split("=")[0], float(kv.split("=")[1])) for kv in r.split()[5].split(",") if "=" in kv)
+          for r in sys.argv[4:]]
 bare, keel = rows[0::2], rows[1::2]
 print(f"\nSigned webhooks, wrk x {connections} connections on loopback, {backend}: "
       f"{len(bare)} alternating rounds of {duration} per server")
@@ -116,6 +128,10 @@ for name, r in (("bare axum, HMAC only", bare), (f"Keel /webhooks (queued, {back
     med = [statistics.median(col) for col in zip(*r)]
     total = sum(x[4] for x in r)
     print(f"{name:34}{med[0]:>10.0f}{med[1]/1000:>9.2f}{med[2]/1000:>9.2f}{med[3]:>12.1f}{total:>10.0f}")
+print("\nCPU µs per request by thread (median over the rounds)")
+for name, g in (("bare", groups[0::2]), ("Keel", groups[1::2])):
+    names = sorted({k for r in g for k in r})
+    print(f"  {name}: " + ", ".join(f"{k} {statistics.median(r.get(k, 0.0) for r in g):.1f}" for k in names))
 ratio = statistics.median(ratios)
 print(f"\nKeel / bare throughput: {ratio:.2f}x median of rounds (range {min(ratios):.2f}-{max(ratios):.2f}; "
       f"target >= 0.40; Shopify's Node library ~0.25x)")
