@@ -317,8 +317,7 @@ impl Config {
         }
     }
 
-    /// The secrets Shopify may sign with: the current one first, then the previous one.
-    /// The secrets a signature from Shopify may use: the current one, then the old one during a
+    /// The secrets Shopify may sign with: the current one first, then the previous one during a
     /// rotation. Without allocating: this runs on every webhook.
     pub fn signing_secrets(&self) -> SigningSecrets<'_> {
         let current = self.api_secret.expose().as_bytes();

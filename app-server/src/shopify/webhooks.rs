@@ -198,12 +198,12 @@ pub fn payload_customer(topic: &str, body: &[u8]) -> Result<PayloadCustomer, ser
 /// Lenient shapes for [`payload_customer`]: a field of an unexpected type is "absent", never an
 /// error, because the payload is already authenticated and only its JSON syntax is checked here.
 mod probe {
-    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::Deserialize;
     use std::fmt;
 
-    /// The top level: the customer fields of a `customers/*` payload, and `customer` for the
-    /// others.
+    /// An object's customer fields (`customers/*` payloads are the customer), and its
+    /// `customer` member (the other topics).
     #[derive(Default)]
     pub(super) struct Payload {
         pub top: Block,
@@ -216,60 +216,86 @@ mod probe {
         pub email: Option<String>,
     }
 
-    struct Fields<const NESTED: bool>;
+    /// Any JSON value, kept only as far as the probe needs it.
+    enum Node {
+        Int(i64),
+        Text(String),
+        Object(Payload),
+        Other,
+    }
 
-    impl<'de, const NESTED: bool> Visitor<'de> for Fields<NESTED> {
-        type Value = Option<Payload>;
+    impl<'de> Deserialize<'de> for Payload {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            // A payload that is not an object has no customer; it is still validated.
+            match Node::deserialize(d)? {
+                Node::Object(payload) => Ok(payload),
+                _ => Ok(Payload::default()),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Node {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(NodeVisitor)
+        }
+    }
+
+    struct NodeVisitor;
+
+    impl<'de> Visitor<'de> for NodeVisitor {
+        type Value = Node;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("a JSON value")
         }
 
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
             let mut out = Payload::default();
             while let Some(key) = map.next_key::<Key>()? {
                 match key {
-                    Key::Id => out.top.id = map.next_value::<Lenient>()?.0.into_i64(),
-                    Key::Email => out.top.email = map.next_value::<Lenient>()?.0.into_string(),
-                    Key::Customer if !NESTED => {
-                        out.customer = map.next_value::<Nested>()?.0.map(|p| p.top);
+                    Key::Id => {
+                        if let Node::Int(id) = map.next_value()? {
+                            out.top.id = Some(id);
+                        }
                     }
-                    _ => {
+                    Key::Email => {
+                        if let Node::Text(email) = map.next_value()? {
+                            out.top.email = Some(email);
+                        }
+                    }
+                    Key::Customer => {
+                        if let Node::Object(customer) = map.next_value()? {
+                            out.customer = Some(customer.top);
+                        }
+                    }
+                    Key::Other => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
-            Ok(Some(out))
+            Ok(Node::Object(out))
         }
 
-        // A payload that is not an object (or a `customer` that is null, a string…) has no
-        // customer; its contents are still validated.
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            IgnoredAny.visit_seq(seq).map(|_| None)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Node, A::Error> {
+            IgnoredAny.visit_seq(seq).map(|_| Node::Other)
         }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+            Ok(Node::Int(v))
         }
-        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+            Ok(i64::try_from(v).map_or(Node::Other, Node::Int))
         }
-        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+            Ok(Node::Text(v.to_owned()))
         }
-        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+            Ok(Node::Other)
         }
-        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
+        fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+            Ok(Node::Other)
         }
-        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Payload {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            Ok(d.deserialize_any(Fields::<false>)?.unwrap_or_default())
+        fn visit_unit<E>(self) -> Result<Node, E> {
+            Ok(Node::Other)
         }
     }
 
@@ -299,78 +325,6 @@ mod probe {
                 }
             }
             d.deserialize_identifier(V)
-        }
-    }
-
-    struct Nested(Option<Payload>);
-
-    impl<'de> Deserialize<'de> for Nested {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(Fields::<true>).map(Nested)
-        }
-    }
-
-    /// A scalar kept as an integer or a string; anything else (objects, arrays, floats) skipped.
-    enum Scalar {
-        Int(i64),
-        Text(String),
-        Other,
-    }
-
-    impl Scalar {
-        fn into_i64(self) -> Option<i64> {
-            match self {
-                Scalar::Int(i) => Some(i),
-                _ => None,
-            }
-        }
-        fn into_string(self) -> Option<String> {
-            match self {
-                Scalar::Text(t) => Some(t),
-                _ => None,
-            }
-        }
-    }
-
-    struct Lenient(Scalar);
-
-    impl<'de> Deserialize<'de> for Lenient {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Scalar;
-                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                    f.write_str("a JSON value")
-                }
-                fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-                    Ok(Scalar::Int(v))
-                }
-                fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-                    Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
-                }
-                fn visit_f64<E>(self, _: f64) -> Result<Scalar, E> {
-                    Ok(Scalar::Other)
-                }
-                fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
-                    Ok(Scalar::Other)
-                }
-                fn visit_unit<E>(self) -> Result<Scalar, E> {
-                    Ok(Scalar::Other)
-                }
-                fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                    Ok(Scalar::Text(v.to_owned()))
-                }
-                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Scalar, A::Error> {
-                    IgnoredAny.visit_map(map).map(|_| Scalar::Other)
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    seq: A,
-                ) -> Result<Scalar, A::Error> {
-                    IgnoredAny.visit_seq(seq).map(|_| Scalar::Other)
-                }
-            }
-            d.deserialize_any(V).map(Lenient)
         }
     }
 }

@@ -196,14 +196,6 @@ fn passive_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(bool, i6
 /// Commits the requests' deliveries in one transaction and answers each request with its share
 /// of the outcomes (or the error, to all of them: nothing of the transaction was kept).
 fn write_group(conn: &mut rusqlite::Connection, group: Vec<Request>) {
-    if let [only] = group.as_slice() {
-        let result = write(conn, &only.batch, only.now, only.max_attempts);
-        if let Some(r) = group.into_iter().next() {
-            // The caller may have given up; what was committed stays committed.
-            let _ = r.reply.send(result);
-        }
-        return;
-    }
     // One transaction, so one `now` and one attempt budget: the newest request's.
     let (now, max_attempts) = group
         .iter()
@@ -212,16 +204,22 @@ fn write_group(conn: &mut rusqlite::Connection, group: Vec<Request>) {
         .unwrap_or_default();
     let mut all = Vec::with_capacity(group.iter().map(|r| r.batch.len()).sum());
     let mut answers = Vec::with_capacity(group.len());
-    for r in group {
-        let mut batch = r.batch;
-        answers.push((batch.len(), r.reply));
-        all.append(&mut batch);
+    for mut r in group {
+        answers.push((r.batch.len(), r.reply));
+        all.append(&mut r.batch);
     }
+    // The callers may have given up; what was committed stays committed.
     match write(conn, &all, now, max_attempts) {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for (len, reply) in answers {
                 let _ = reply.send(Ok(outcomes.by_ref().take(len).collect()));
+            }
+        }
+        // A lone request gets the error itself, so its kind (conflict, unavailable) survives.
+        Err(e) if answers.len() == 1 => {
+            if let Some((_, reply)) = answers.pop() {
+                let _ = reply.send(Err(e));
             }
         }
         Err(e) => {

@@ -58,13 +58,17 @@ pub fn router(state: AppState) -> Router {
             )
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            RequestIds::new(state.instance_id.clone()),
+        ))
         .with_state(state)
 }
 
-/// Request ids for requests that arrive without one: a random prefix per process and a counter,
-/// e.g. `3f9a1c2e-1b`. Unique within a process run and distinct across runs, which is all log
-/// correlation needs; a v4 UUID per request cost a `getrandom` system call on every webhook.
+/// Request ids for requests that arrive without one: the process's instance id and a counter,
+/// e.g. `web-1-3f9a1c2e-1b`. Unique within a process run and distinct across runs and replicas,
+/// which is all log correlation needs; a v4 UUID per request cost a `getrandom` system call on
+/// every webhook.
 #[derive(Clone)]
 struct RequestIds {
     prefix: Arc<str>,
@@ -72,9 +76,9 @@ struct RequestIds {
 }
 
 impl RequestIds {
-    fn new() -> Self {
+    fn new(prefix: Arc<str>) -> Self {
         Self {
-            prefix: uuid::Uuid::new_v4().simple().to_string()[..8].into(),
+            prefix,
             next: Arc::new(AtomicU64::new(1)),
         }
     }
