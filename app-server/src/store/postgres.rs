@@ -12,9 +12,10 @@
 
 use super::rows::{
     admit, into_customer_data, job_counts, migrations_match, millis, opt_time, store_error,
-    Admission, BatchPlan, ExportRow, JobRow, ReceiptRow, ShopRow, TokenRow, VipSettingsRow,
-    VipSyncRecord, EXPORT_COLUMNS, JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED, RECEIPT_COLUMNS,
-    TOKEN_COLUMNS, UNINSTALLED_BEFORE_SYNC, VIP_SETTINGS_COLUMNS, WEBHOOK_JOB_MAX_ATTEMPTS,
+    Admission, BatchPlan, ExportRow, JobRow, Lease, LeaseRow, ReceiptRow, ShopRow, TokenRow,
+    VipSettingsRow, VipSyncRecord, EXPORT_COLUMNS, JOB_COLUMNS, PAUSED_SHOPS_EXCLUDED,
+    RECEIPT_COLUMNS, REFRESH_LEASE, TOKEN_COLUMNS, UNINSTALLED_BEFORE_SYNC, VIP_SETTINGS_COLUMNS,
+    VIP_SYNC_LEASE, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
     CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
@@ -250,37 +251,14 @@ impl Store for PostgresStore {
         now: Timestamp,
     ) -> Result<RefreshClaim, StoreError> {
         let mut tx = self.begin().await?;
-        // The same holder may claim again (a retried call); anyone else waits for expiry.
-        let row: Option<TokenRow> = sqlx::query_as(&format!(
-            "update shop_tokens set refresh_holder = $2, refresh_lease_until = $3
-             where shop = $1
-               and (refresh_holder is null or refresh_holder = $2
-                    or refresh_lease_until is null or refresh_lease_until <= $4)
-             returning {TOKEN_COLUMNS}"
-        ))
-        .bind(shop)
-        .bind(holder)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let claim = match row {
-            Some(row) => RefreshClaim::Claimed(row.into_record()?),
-            None => {
-                let exists: bool =
-                    sqlx::query_scalar("select exists (select 1 from shop_tokens where shop = $1)")
-                        .bind(shop)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                if exists {
-                    RefreshClaim::Busy
-                } else {
-                    RefreshClaim::NoToken
-                }
-            }
-        };
+        let claim =
+            match claim_lease::<TokenRow>(&mut tx, &REFRESH_LEASE, shop, holder, lease_until, now)
+                .await?
+            {
+                Lease::Claimed(row) => RefreshClaim::Claimed(row.into_record()?),
+                Lease::Busy => RefreshClaim::Busy,
+                Lease::Missing => RefreshClaim::NoToken,
+            };
         tx.commit().await.map_err(db_error)?;
         Ok(claim)
     }
@@ -862,36 +840,23 @@ impl Store for PostgresStore {
         lease_until: Timestamp,
         now: Timestamp,
     ) -> Result<VipSyncClaim, StoreError> {
-        // One conditional update: of two concurrent claimers, the second re-checks the row
-        // under the first's committed lease and finds it taken.
-        let row: Option<VipSettingsRow> = sqlx::query_as(&format!(
-            "update vip_settings set sync_holder = $2, sync_lease_until = $3
-             where shop = $1
-               and (sync_holder is null or sync_holder = $2
-                    or sync_lease_until is null or sync_lease_until <= $4)
-             returning {VIP_SETTINGS_COLUMNS}"
-        ))
-        .bind(shop)
-        .bind(holder)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        if let Some(row) = row {
-            return Ok(VipSyncClaim::Claimed(row.into_settings()?));
-        }
-        let exists: bool =
-            sqlx::query_scalar("select exists (select 1 from vip_settings where shop = $1)")
-                .bind(shop)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(if exists {
-            VipSyncClaim::Busy
-        } else {
-            VipSyncClaim::NoSettings
-        })
+        let mut tx = self.begin().await?;
+        let claim = match claim_lease::<VipSettingsRow>(
+            &mut tx,
+            &VIP_SYNC_LEASE,
+            shop,
+            holder,
+            lease_until,
+            now,
+        )
+        .await?
+        {
+            Lease::Claimed(row) => VipSyncClaim::Claimed(row.into_settings()?),
+            Lease::Busy => VipSyncClaim::Busy,
+            Lease::Missing => VipSyncClaim::NoSettings,
+        };
+        tx.commit().await.map_err(db_error)?;
+        Ok(claim)
     }
 
     #[tracing::instrument(skip_all)]
@@ -936,6 +901,37 @@ impl Store for PostgresStore {
 // copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
 // Rows are inserted in (shop, key) order, so two batches holding copies of the same
 // deliveries never wait on each other in a cycle.
+/// Takes a per-shop lease (see [`LeaseRow`]) inside the caller's transaction.
+async fn claim_lease<R>(
+    tx: &mut Transaction<'static, Postgres>,
+    lease: &LeaseRow,
+    shop: &str,
+    holder: &str,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> Result<Lease<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let row: Option<R> = sqlx::query_as(&lease.claim_sql('$'))
+        .bind(shop)
+        .bind(holder)
+        .bind(millis(lease_until))
+        .bind(millis(now))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    if let Some(row) = row {
+        return Ok(Lease::Claimed(row));
+    }
+    let exists: bool = sqlx::query_scalar(&lease.exists_sql('$'))
+        .bind(shop)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+    Ok(if exists { Lease::Busy } else { Lease::Missing })
+}
+
 async fn record_webhooks_batch(
     store: &PostgresStore,
     batch: &[NewWebhook],

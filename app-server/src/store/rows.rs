@@ -21,6 +21,63 @@ use sqlx::types::Json;
 /// One constant, so both backends give the same number.
 pub(super) const WEBHOOK_JOB_MAX_ATTEMPTS: i32 = 15;
 
+/// A per-shop lease held in a row: the token refresh (`shop_tokens.refresh_*`) and the VIP
+/// discount sync (`vip_settings.sync_*`). Each backend takes one with `claim_lease`: a single
+/// conditional update, so of two concurrent claimers the second re-checks the row under the
+/// first's lease and finds it taken; the same holder may claim again (a retried call).
+pub(super) struct LeaseRow {
+    pub table: &'static str,
+    /// `<prefix>_holder` and `<prefix>_lease_until` hold the lease.
+    pub prefix: &'static str,
+    /// What the claim returns of the row.
+    pub columns: &'static str,
+}
+
+pub(super) const REFRESH_LEASE: LeaseRow = LeaseRow {
+    table: "shop_tokens",
+    prefix: "refresh",
+    columns: TOKEN_COLUMNS,
+};
+
+pub(super) const VIP_SYNC_LEASE: LeaseRow = LeaseRow {
+    table: "vip_settings",
+    prefix: "sync",
+    columns: VIP_SETTINGS_COLUMNS,
+};
+
+pub(super) enum Lease<R> {
+    Claimed(R),
+    /// Someone else holds it and it has not expired.
+    Busy,
+    /// The shop has no such row.
+    Missing,
+}
+
+impl LeaseRow {
+    /// The claim's statement, with `$n` or `?n` placeholders (1 shop, 2 holder, 3 until, 4 now).
+    pub(super) fn claim_sql(&self, p: char) -> String {
+        let LeaseRow {
+            table,
+            prefix,
+            columns,
+        } = self;
+        format!(
+            "update {table} set {prefix}_holder = {p}2, {prefix}_lease_until = {p}3
+             where shop = {p}1
+               and ({prefix}_holder is null or {prefix}_holder = {p}2
+                    or {prefix}_lease_until is null or {prefix}_lease_until <= {p}4)
+             returning {columns}"
+        )
+    }
+
+    pub(super) fn exists_sql(&self, p: char) -> String {
+        format!(
+            "select exists (select 1 from {} where shop = {p}1)",
+            self.table
+        )
+    }
+}
+
 /// The mapping of sqlx errors both backends build theirs on: a unique violation is `Conflict`;
 /// pool, I/O and TLS failures are `Unavailable` (SQLite never raises the TLS one), and so is a
 /// database error that the backend's `transient` says is worth retrying; the rest is `Database`.
