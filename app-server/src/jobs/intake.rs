@@ -47,7 +47,7 @@ impl Intake {
         Intake { tx }
     }
 
-    /// Store one delivery durably (with its job) and say what happened.
+    /// Store one delivery durably, queued for its job, and say what happened.
     pub async fn record(&self, webhook: NewWebhook) -> Result<WebhookRecorded, IntakeError> {
         let (reply, answer) = oneshot::channel();
         self.tx

@@ -119,8 +119,13 @@ pub struct NewWebhook {
     /// The customer the payload is about, if any, so redaction can find it.
     pub customer: CustomerRef,
     pub requires: ShopRequirement,
-    /// Kind of the job to enqueue with the receipt (e.g. `webhook/app/uninstalled`).
-    pub job_kind: String,
+}
+
+/// The kind of the job that processes a webhook receipt of `topic`, e.g.
+/// `webhook/app/uninstalled`. The SQLite backend builds the same string in SQL when it promotes
+/// receipts to jobs (`'webhook/' || topic`); the conformance tests hold both to this.
+pub fn webhook_job_kind(topic: &str) -> String {
+    format!("webhook/{topic}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,8 +145,9 @@ impl IgnoreReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookRecorded {
-    /// Stored with its job, in one transaction.
-    Queued { receipt_id: i64, job_id: i64 },
+    /// Stored as `queued`: durable, and its job exists or will exist before any job operation
+    /// can miss it (see [`Store::record_webhooks`]).
+    Queued { receipt_id: i64 },
     /// A receipt with the same (shop, dedupe_key) exists: nothing was written.
     Duplicate { receipt_id: i64 },
     /// Recorded (without payload) and deliberately not processed.
@@ -382,8 +388,18 @@ pub trait Store: Send + Sync + 'static {
     /// Record a batch of verified deliveries. Each item is handled as if alone, in order, all in
     /// one transaction (group commit): a duplicate key answers `Duplicate` and writes nothing; a
     /// shop not meeting `requires` gets an `ignored` receipt without payload and no job; otherwise
-    /// a receipt and its job are inserted. Concurrent calls with the same key yield exactly one
-    /// non-duplicate outcome.
+    /// a `queued` receipt is inserted, which gets exactly one job of kind [`webhook_job_kind`],
+    /// due at its `received_at`, with the webhook attempt budget. Concurrent calls with the same
+    /// key yield exactly one non-duplicate outcome.
+    ///
+    /// PostgreSQL inserts that job in the same transaction. SQLite, whose single writer is the
+    /// limit of the webhook path, inserts only the receipt and creates the jobs in bulk at the
+    /// start of the next `claim_job`, `uninstall_shop` or `redact_shop` (each promotes, in the same
+    /// transaction, every queued webhook receipt recorded since the last promotion), and
+    /// `job_counts` / `next_job_due` count those receipts as queued jobs. Either way no job
+    /// operation can tell the difference, and a crash loses nothing: the receipt is the durable
+    /// record until its job exists. A receipt redacted before its promotion gets no job; its job
+    /// would have found nothing left to do.
     async fn record_webhooks(
         &self,
         batch: Vec<NewWebhook>,

@@ -18,8 +18,8 @@ use super::rows::{
     VIP_SYNC_LEASE, WEBHOOK_JOB_MAX_ATTEMPTS,
 };
 use super::{
-    CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob, NewToken,
-    NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp,
+    webhook_job_kind, CustomerData, CustomerRef, DataExport, IgnoreReason, Job, JobCounts, NewJob,
+    NewToken, NewWebhook, Receipt, RedactCounts, RefreshClaim, Shop, Store, StoreError, Timestamp,
     TokenRecord, VipSettings, VipSyncClaim, VipSyncOutcome, WebhookRecorded,
 };
 use async_trait::async_trait;
@@ -1033,7 +1033,6 @@ async fn record_webhooks_batch(
         .filter(|(i, a)| a.ignored.is_none() && inserted.contains_key(i))
         .map(|(i, _)| (*i, inserted[i]))
         .collect();
-    let mut jobs = HashMap::new();
     if !queued.is_empty() {
         let mut q = QueryBuilder::<Postgres>::new(
         "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at) ",
@@ -1041,7 +1040,7 @@ async fn record_webhooks_batch(
         q.push_values(&queued, |mut row, (i, receipt_id)| {
             let w = &batch[*i];
             row.push_bind(&w.shop)
-                .push_bind(&w.job_kind)
+                .push_bind(webhook_job_kind(&w.topic))
                 .push("'{}'")
                 .push_bind(*receipt_id)
                 .push("'queued'")
@@ -1051,16 +1050,8 @@ async fn record_webhooks_batch(
                 .push_bind(now)
                 .push_bind(now);
         });
-        q.push(" returning id, receipt_id");
-        jobs = q
-            .build_query_as::<(i64, i64)>()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .into_iter()
-            .map(|(job, receipt)| (receipt, job))
-            .collect();
+        q.build().execute(&mut *tx).await.map_err(db_error)?;
     }
     tx.commit().await.map_err(db_error)?;
-    plan.outcomes(&inserted, &existing, &jobs, &ignored)
+    plan.outcomes(&inserted, &existing, &ignored)
 }

@@ -436,11 +436,11 @@ pub(super) fn job_counts(rows: Vec<(String, i64)>) -> Result<JobCounts, StoreErr
     let mut counts = JobCounts::default();
     for (status, n) in rows {
         match status.as_str() {
-            "queued" => counts.queued = n,
-            "running" => counts.running = n,
-            "done" => counts.done = n,
-            "dead" => counts.dead = n,
-            "cancelled" => counts.cancelled = n,
+            "queued" => counts.queued += n,
+            "running" => counts.running += n,
+            "done" => counts.done += n,
+            "dead" => counts.dead += n,
+            "cancelled" => counts.cancelled += n,
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "job status {other:?} is unknown"
@@ -497,13 +497,12 @@ impl BatchPlan {
     }
 
     /// Every item's outcome from what the statements returned: `inserted` receipt ids by
-    /// first-copy index, `existing` ids of keys already stored before this batch, `jobs` by
-    /// receipt id, and each first copy's ignore reason.
+    /// first-copy index, `existing` ids of keys already stored before this batch, and each first
+    /// copy's ignore reason.
     pub fn outcomes(
         &self,
         inserted: &std::collections::HashMap<usize, i64>,
         existing: &std::collections::HashMap<usize, i64>,
-        jobs: &std::collections::HashMap<i64, i64>,
         ignored: &std::collections::HashMap<usize, IgnoreReason>,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
         let missing = || StoreError::Corrupt("a webhook of the batch was not recorded".into());
@@ -520,10 +519,7 @@ impl BatchPlan {
                 } else if let Some(&reason) = ignored.get(&i) {
                     WebhookRecorded::Ignored { receipt_id, reason }
                 } else {
-                    WebhookRecorded::Queued {
-                        receipt_id,
-                        job_id: *jobs.get(&receipt_id).ok_or_else(missing)?,
-                    }
+                    WebhookRecorded::Queued { receipt_id }
                 })
             })
             .collect()

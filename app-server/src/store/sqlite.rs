@@ -144,6 +144,64 @@ async fn delete_shop_rows(
 /// A reference with neither matches nothing, since `= null` is never true.
 const ABOUT_CUSTOMER: &str = "shop = ?1 and (customer_id = ?2 or customer_email = ?3)";
 
+/// Queued webhook receipts not yet promoted to jobs (see `promote_webhooks`).
+const UNPROMOTED_WEBHOOKS: &str = "from receipts
+     where id > (select promoted_through from webhook_promotion where id = 1)
+       and source = 'webhook' and status = 'queued'";
+
+/// The most receipt ids one promotion covers, so a claim after a long backlog (workers stopped
+/// while deliveries kept arriving) holds the write lock for milliseconds, not seconds, while
+/// webhook batches wait behind it.
+const PROMOTE_AT_MOST: i64 = 4096;
+
+/// Gives every queued webhook receipt recorded since the last promotion its job, in receipt
+/// order, in the caller's write transaction; at most [`PROMOTE_AT_MOST`] receipt ids unless
+/// `all`. Answers how many jobs were created.
+///
+/// The webhook batch writer stores only receipts, to keep the single writer's work per delivery
+/// small (see migrations/sqlite/0003_webhook_promotion.sql for why the mark is sound). The job is
+/// the one PostgreSQL writes beside the receipt: kind `webhook/<topic>` (as
+/// [`super::webhook_job_kind`]), created and due when the delivery arrived, with the webhook
+/// attempt budget.
+async fn promote_webhooks(tx: &mut Transaction<'_, Sqlite>, all: bool) -> Result<u64, StoreError> {
+    let mut promoted = 0;
+    loop {
+        let (through, newest): (i64, i64) = sqlx::query_as(
+            "select promoted_through, (select coalesce(max(id), 0) from receipts)
+             from webhook_promotion where id = 1",
+        )
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        if newest <= through {
+            return Ok(promoted);
+        }
+        let upto = newest.min(through + PROMOTE_AT_MOST);
+        let done = sqlx::query(
+            "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
+             select shop, 'webhook/' || topic, '{}', id, 'queued', 0, ?3, received_at, received_at, received_at
+             from receipts
+             where id > ?1 and id <= ?2 and source = 'webhook' and status = 'queued'
+             order by id",
+        )
+        .bind(through)
+        .bind(upto)
+        .bind(WEBHOOK_JOB_MAX_ATTEMPTS)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query("update webhook_promotion set promoted_through = ?1 where id = 1")
+            .bind(upto)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        promoted += done.rows_affected();
+        if !all {
+            return Ok(promoted);
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -411,6 +469,8 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
+        // The shop's deliveries still waiting for their jobs are cancelled (or kept) like the rest.
+        promote_webhooks(&mut tx, true).await?;
         delete_shop_rows(&mut tx, "delete from shop_tokens where shop = ?1", shop).await?;
         sqlx::query(
             "update jobs set status = 'cancelled', locked_by = null, locked_until = null, finished_at = ?2, updated_at = ?2
@@ -444,9 +504,7 @@ impl Store for SqliteStore {
         batch: Vec<NewWebhook>,
         now: Timestamp,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
-        self.batches
-            .record(batch, millis(now), WEBHOOK_JOB_MAX_ATTEMPTS)
-            .await
+        self.batches.record(batch, millis(now)).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -521,6 +579,9 @@ impl Store for SqliteStore {
         // Oldest first by run_at: a job whose lease expired has waited since its run_at too. A
         // running job was due when claimed, so `run_at <= now` holds for every candidate and
         // bounds the index scan when nothing is due.
+        let mut writer = self.write_conn().await?;
+        let mut tx = begin_immediate(&mut writer).await?;
+        promote_webhooks(&mut tx, false).await?;
         let row: Option<JobRow> = sqlx::query_as(&format!(
             "update jobs set status = 'running', locked_by = ?1, locked_until = ?2, attempts = attempts + 1, updated_at = ?3
              where id = (
@@ -536,9 +597,10 @@ impl Store for SqliteStore {
         .bind(worker)
         .bind(millis(lease_until))
         .bind(millis(now))
-        .fetch_optional(&mut *self.write_conn().await?)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         row.map(JobRow::into_job).transpose()
     }
 
@@ -610,21 +672,29 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn job_counts(&self) -> Result<JobCounts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("select status, count(*) from jobs group by status")
-                .fetch_all(&self.readers)
-                .await
-                .map_err(db_error)?;
+        // One statement, so one snapshot: a receipt promoted meanwhile is counted once.
+        let rows: Vec<(String, i64)> = sqlx::query_as(&format!(
+            "select status, count(*) from jobs group by status
+             union all
+             select 'queued', count(*) {UNPROMOTED_WEBHOOKS}"
+        ))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(db_error)?;
         job_counts(rows)
     }
 
     #[tracing::instrument(skip_all)]
     async fn next_job_due(&self) -> Result<Option<Timestamp>, StoreError> {
-        let due: Option<i64> =
-            sqlx::query_scalar("select min(run_at) from jobs where status = 'queued'")
-                .fetch_one(&self.readers)
-                .await
-                .map_err(db_error)?;
+        let due: Option<i64> = sqlx::query_scalar(&format!(
+            "select min(due) from (
+                 select min(run_at) as due from jobs where status = 'queued'
+                 union all
+                 select min(received_at) {UNPROMOTED_WEBHOOKS})"
+        ))
+        .fetch_one(&self.readers)
+        .await
+        .map_err(db_error)?;
         opt_time(due)
     }
 
@@ -738,6 +808,8 @@ impl Store for SqliteStore {
     ) -> Result<RedactCounts, StoreError> {
         let mut writer = self.write_conn().await?;
         let mut tx = begin_immediate(&mut writer).await?;
+        // Promoted first, so the count of erased jobs does not depend on when the last claim ran.
+        promote_webhooks(&mut tx, true).await?;
         // Jobs first: they reference receipts. A job belongs to the shop by its own column or by
         // its receipt's.
         let jobs = sqlx::query(

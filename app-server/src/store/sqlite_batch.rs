@@ -1,8 +1,8 @@
 //! The SQLite backend's webhook group commit, on a thread of its own.
 //!
 //! sqlx runs every SQLite statement on its connection's worker thread and hands the result back
-//! through a channel: one thread hop per statement. A batch needs five statements (begin, shop
-//! states, receipts, jobs, commit), and on a loaded two-core machine each hop waited about half
+//! through a channel: one thread hop per statement. A batch needs four statements (begin, shop
+//! states, receipts, commit), and on a loaded two-core machine each hop waited about half
 //! a millisecond for the worker thread to be scheduled, which made the single writer the limit
 //! of `POST /webhooks` (measured with tests/bench/webhooks.sh). Here the whole batch runs on one
 //! dedicated thread with rusqlite's cached prepared statements: one hop in, one hop out.
@@ -34,7 +34,6 @@ type Reply = oneshot::Sender<Result<Vec<WebhookRecorded>, StoreError>>;
 struct Request {
     batch: Vec<NewWebhook>,
     now: i64,
-    max_attempts: i32,
     reply: Reply,
 }
 
@@ -105,15 +104,9 @@ impl BatchWriter {
         &self,
         batch: Vec<NewWebhook>,
         now: i64,
-        max_attempts: i32,
     ) -> Result<Vec<WebhookRecorded>, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let request = Request {
-            batch,
-            now,
-            max_attempts,
-            reply,
-        };
+        let request = Request { batch, now, reply };
         let gone = || StoreError::Unavailable("the SQLite batch writer has stopped".into());
         self.requests.send(request).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
@@ -196,12 +189,8 @@ fn passive_checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(bool, i6
 /// Commits the requests' deliveries in one transaction and answers each request with its share
 /// of the outcomes (or the error, to all of them: nothing of the transaction was kept).
 fn write_group(conn: &mut rusqlite::Connection, group: Vec<Request>) {
-    // One transaction, so one `now` and one attempt budget: the newest request's.
-    let (now, max_attempts) = group
-        .iter()
-        .map(|r| (r.now, r.max_attempts))
-        .max()
-        .unwrap_or_default();
+    // One transaction, so one `now`: the newest request's.
+    let now = group.iter().map(|r| r.now).max().unwrap_or_default();
     let mut all = Vec::with_capacity(group.iter().map(|r| r.batch.len()).sum());
     let mut answers = Vec::with_capacity(group.len());
     for mut r in group {
@@ -209,7 +198,7 @@ fn write_group(conn: &mut rusqlite::Connection, group: Vec<Request>) {
         all.append(&mut r.batch);
     }
     // The callers may have given up; what was committed stays committed.
-    match write(conn, &all, now, max_attempts) {
+    match write(conn, &all, now) {
         Ok(outcomes) => {
             let mut outcomes = outcomes.into_iter();
             for (len, reply) in answers {
@@ -235,18 +224,13 @@ fn write(
     conn: &mut rusqlite::Connection,
     batch: &[NewWebhook],
     now: i64,
-    max_attempts: i32,
 ) -> Result<Vec<WebhookRecorded>, StoreError> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(engine_error)?;
     let plan = BatchPlan::new(batch, false);
-    let (mut inserted, mut existing, mut ignored, mut jobs) = (
-        HashMap::new(),
-        HashMap::new(),
-        HashMap::new(),
-        HashMap::new(),
-    );
+    let (mut inserted, mut existing, mut ignored) =
+        (HashMap::new(), HashMap::new(), HashMap::new());
     {
         let mut installed_of = tx
             .prepare_cached("select installed from shops where domain = ?1")
@@ -261,12 +245,6 @@ fn write(
             .map_err(engine_error)?;
         let mut existing_id = tx
             .prepare_cached("select id from receipts where shop = ?1 and dedupe_key = ?2")
-            .map_err(engine_error)?;
-        let mut insert_job = tx
-            .prepare_cached(
-                "insert into jobs (shop, kind, payload, receipt_id, status, attempts, max_attempts, run_at, created_at, updated_at)
-                 values (?1, ?2, '{}', ?3, 'queued', 0, ?4, ?5, ?5, ?5)",
-            )
             .map_err(engine_error)?;
         let mut shops: HashMap<&str, Option<bool>> = HashMap::new();
         for &i in &plan.firsts {
@@ -309,21 +287,14 @@ fn write(
                 existing.insert(i, id);
                 continue;
             }
-            let receipt_id = tx.last_insert_rowid();
-            inserted.insert(i, receipt_id);
-            match a.ignored {
-                Some(reason) => {
-                    ignored.insert(i, reason);
-                }
-                None => {
-                    insert_job
-                        .execute(params![w.shop, w.job_kind, receipt_id, max_attempts, now])
-                        .map_err(engine_error)?;
-                    jobs.insert(receipt_id, tx.last_insert_rowid());
-                }
+            inserted.insert(i, tx.last_insert_rowid());
+            if let Some(reason) = a.ignored {
+                ignored.insert(i, reason);
             }
+            // No job here: a queued receipt is the queue entry until the next claim promotes it
+            // (migrations/sqlite/0003_webhook_promotion.sql).
         }
     }
     tx.commit().map_err(engine_error)?;
-    plan.outcomes(&inserted, &existing, &jobs, &ignored)
+    plan.outcomes(&inserted, &existing, &ignored)
 }

@@ -118,7 +118,6 @@ async fn receive(
         } else {
             ShopRequirement::Installed
         },
-        job_kind: format!("webhook/{}", topic.as_str()),
     };
     let outcome = state.intake.record(webhook).await.map_err(|e| match e {
         IntakeError::NotStored(_) | IntakeError::ShuttingDown => {

@@ -11,7 +11,7 @@ const SHOP: &str = "privacy-shop.myshopify.com";
 const OTHER: &str = "other-shop.myshopify.com";
 const EMAIL: &str = "john@example.com";
 
-/// Every table of Keel's schema.
+/// Every table of Keel's schema on both backends.
 const TABLES: [&str; 6] = [
     "shops",
     "shop_tokens",
@@ -35,9 +35,11 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
             .fetch_all(&pool)
             .await
             .unwrap();
-            assert_scans_every_table(schema);
+            // SQLite's webhook promotion mark (one number) is scanned like the rest.
+            let tables = [&TABLES[..], &["webhook_promotion"]].concat();
+            assert_scans_every_table(schema, &tables);
             let mut total = 0;
-            for table in TABLES {
+            for table in tables {
                 let columns: Vec<String> =
                     sqlx::query_scalar(&format!("select name from pragma_table_info('{table}')"))
                         .fetch_all(&pool)
@@ -67,7 +69,7 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
             .fetch_all(&pool)
             .await
             .unwrap();
-            assert_scans_every_table(schema);
+            assert_scans_every_table(schema, &TABLES);
             let mut total = 0;
             for table in TABLES {
                 let n: i64 = sqlx::query_scalar(&format!(
@@ -85,8 +87,8 @@ async fn rows_mentioning(db: &TestDb, needle: &str) -> i64 {
 }
 
 /// A table added by a migration but missing from [`TABLES`] would escape the scan.
-fn assert_scans_every_table(schema: Vec<String>) {
-    let mut scanned: Vec<&str> = TABLES.to_vec();
+fn assert_scans_every_table(schema: Vec<String>, tables: &[&str]) {
+    let mut scanned: Vec<&str> = tables.to_vec();
     scanned.sort_unstable();
     assert_eq!(
         schema, scanned,

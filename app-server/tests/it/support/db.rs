@@ -183,6 +183,16 @@ impl RawDb {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The statuses of the jobs pointing at a receipt, oldest first.
+    pub async fn job_statuses_of_receipt(&self, receipt_id: i64) -> Vec<String> {
+        let sql = "select status from jobs where receipt_id = $1 order by id";
+        match self {
+            RawDb::Sqlite(p) => sqlx::query_scalar(sql).bind(receipt_id).fetch_all(p).await,
+            RawDb::Postgres(p) => sqlx::query_scalar(sql).bind(receipt_id).fetch_all(p).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
     pub async fn close(self) {
         match self {
             RawDb::Sqlite(p) => p.close().await,
