@@ -4,6 +4,11 @@
 //! into one transaction: a request waits only for the commit that includes it, never for a
 //! timer. Under light load a batch is one delivery; under heavy load commits amortise. Up to
 //! [`IN_FLIGHT`] batches are handed to the store at once, each answered as soon as it commits.
+//!
+//! A store that merges concurrent calls itself ([`Store::groups_webhook_commits`], SQLite's
+//! writer thread) gets each delivery straight from its request instead: gathering them here
+//! first only added a task hop and a channel per batch on the way in and out (measured with
+//! tests/bench/webhooks.sh: about 3 µs of CPU per request, 10% of the throughput).
 
 use crate::clock::DynClock;
 use crate::store::{DynStore, NewWebhook, Store, Timestamp, WebhookRecorded};
@@ -33,28 +38,71 @@ pub enum IntakeError {
 
 type Reply = oneshot::Sender<Result<WebhookRecorded, IntakeError>>;
 
-/// Handle to the intake task; cheap to clone.
+/// Handle to the intake; cheap to clone.
 #[derive(Clone)]
 pub struct Intake {
-    tx: mpsc::Sender<(NewWebhook, Reply)>,
+    route: Route,
+}
+
+#[derive(Clone)]
+enum Route {
+    /// To the committing task, which gathers batches.
+    Batching(mpsc::Sender<(NewWebhook, Reply)>),
+    /// Straight to a store that groups concurrent calls into transactions itself.
+    Direct {
+        store: DynStore,
+        clock: DynClock,
+        jobs_ready: Arc<Notify>,
+    },
 }
 
 impl Intake {
-    /// Start the committing task. `jobs_ready` is notified after each commit that queued work.
+    /// Start the committing task, unless the store groups commits itself. `jobs_ready` is
+    /// notified after each commit that queued work.
     pub fn spawn(store: DynStore, clock: DynClock, jobs_ready: Arc<Notify>) -> Intake {
+        if store.groups_webhook_commits() {
+            return Intake {
+                route: Route::Direct {
+                    store,
+                    clock,
+                    jobs_ready,
+                },
+            };
+        }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(commit_loop(store, clock, jobs_ready, rx));
-        Intake { tx }
+        Intake {
+            route: Route::Batching(tx),
+        }
     }
 
     /// Store one delivery durably, queued for its job, and say what happened.
     pub async fn record(&self, webhook: NewWebhook) -> Result<WebhookRecorded, IntakeError> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((webhook, reply))
-            .await
-            .map_err(|_| IntakeError::ShuttingDown)?;
-        answer.await.map_err(|_| IntakeError::ShuttingDown)?
+        match &self.route {
+            Route::Batching(tx) => {
+                let (reply, answer) = oneshot::channel();
+                tx.send((webhook, reply))
+                    .await
+                    .map_err(|_| IntakeError::ShuttingDown)?;
+                answer.await.map_err(|_| IntakeError::ShuttingDown)?
+            }
+            Route::Direct {
+                store,
+                clock,
+                jobs_ready,
+            } => {
+                let (reply, answer) = oneshot::channel();
+                commit(
+                    store.as_ref(),
+                    clock.now(),
+                    vec![webhook],
+                    vec![reply],
+                    jobs_ready,
+                )
+                .await;
+                answer.await.map_err(|_| IntakeError::ShuttingDown)?
+            }
+        }
     }
 }
 

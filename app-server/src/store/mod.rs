@@ -325,6 +325,12 @@ pub enum VipSyncOutcome {
 pub trait Store: Send + Sync + 'static {
     /// The backend's name, `sqlite` or `postgres`, for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+    /// Whether concurrent `record_webhooks` calls are merged into shared transactions by the
+    /// store itself (SQLite's single writer thread does), so callers may send each delivery as
+    /// it comes instead of gathering batches first (see `jobs::intake`).
+    fn groups_webhook_commits(&self) -> bool {
+        false
+    }
     /// A trivial round trip.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Apply pending migrations of this backend's folder.

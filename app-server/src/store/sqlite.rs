@@ -208,6 +208,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    /// The batch writer thread merges every request waiting for it into its next transaction.
+    fn groups_webhook_commits(&self) -> bool {
+        true
+    }
+
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("select 1")

@@ -16,7 +16,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -28,6 +28,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const MAX_MERGED: usize = 1024;
 /// WAL length (4 KiB pages, so 16 MiB) past which the writer helps start it over.
 const RESTART_WAL_FRAMES: i64 = 4096;
+/// WAL file size past which the writer stops taking batches until the WAL is copied back and
+/// truncated: the bound that holds even when the checkpointer falls behind.
+const TRUNCATE_WAL_BYTES: u64 = 32 << 20;
 
 type Reply = oneshot::Sender<Result<Vec<WebhookRecorded>, StoreError>>;
 
@@ -87,15 +90,27 @@ impl BatchWriter {
             .map_err(engine_error)?;
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         let restart_wal = Arc::new(AtomicBool::new(false));
-        let wanted = restart_wal.clone();
+        let checkpointing = Arc::new(Mutex::new(()));
+        let (wanted, pass) = (restart_wal.clone(), checkpointing.clone());
         std::thread::Builder::new()
             .name("keel-sqlite-ckpt".into())
-            .spawn(move || checkpoint(checkpointer, commits, &wanted))
+            .spawn(move || checkpoint(checkpointer, commits, &wanted, &pass))
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         let (tx, rx) = mpsc::channel::<Request>();
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         std::thread::Builder::new()
             .name("keel-sqlite-batch".into())
-            .spawn(move || run(conn, rx, committed, &restart_wal))
+            .spawn(move || {
+                run(
+                    conn,
+                    rx,
+                    committed,
+                    &restart_wal,
+                    &checkpointing,
+                    Path::new(&wal),
+                )
+            })
             .map_err(|e| StoreError::Unavailable(e.into()))?;
         Ok(Self { requests: tx })
     }
@@ -118,6 +133,8 @@ fn run(
     requests: mpsc::Receiver<Request>,
     committed: mpsc::SyncSender<()>,
     restart_wal: &AtomicBool,
+    checkpointing: &Mutex<()>,
+    wal: &Path,
 ) {
     while let Ok(first) = requests.recv() {
         // Batches that queued up while the last commit ran go into one transaction: the
@@ -142,6 +159,18 @@ fn run(
                 restart_wal.store(false, Ordering::Relaxed);
             }
         }
+        // When the checkpointer falls behind (its fsync slow under other disk traffic, seen in
+        // the test suite), every frame committed during its pass lengthens the WAL, and no
+        // checkpoint can run beside that pass. Past a hard size this thread waits for the pass
+        // to end, copies the rest and truncates the file: a pause of the webhook path instead
+        // of a WAL without bound.
+        if std::fs::metadata(wal).is_ok_and(|m| m.len() > TRUNCATE_WAL_BYTES) {
+            // A second checkpoint fails at once while one runs: wait for the pass to end.
+            let _pass = checkpointing.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = conn.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL truncation failed; the next commit retries it");
+            }
+        }
         // Full means a checkpoint is already due; the checkpointer coalesces.
         let _ = committed.try_send(());
     }
@@ -162,9 +191,17 @@ fn run(
 /// to run one passive checkpoint itself right after its next commit; it then finds almost
 /// everything copied already. Other connections keep the default auto-checkpoint, so the WAL
 /// stays bounded even when no webhook arrives (and this thread sleeps).
-fn checkpoint(conn: rusqlite::Connection, commits: mpsc::Receiver<()>, restart_wal: &AtomicBool) {
+fn checkpoint(
+    conn: rusqlite::Connection,
+    commits: mpsc::Receiver<()>,
+    restart_wal: &AtomicBool,
+    checkpointing: &Mutex<()>,
+) {
     while commits.recv().is_ok() {
-        match passive_checkpoint(&conn) {
+        let pass = checkpointing.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = passive_checkpoint(&conn);
+        drop(pass);
+        match outcome {
             Ok((_, frames)) if frames >= RESTART_WAL_FRAMES => {
                 restart_wal.store(true, Ordering::Relaxed)
             }
