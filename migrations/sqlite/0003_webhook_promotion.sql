@@ -1,11 +1,11 @@
 -- Webhook deliveries are acknowledged as soon as their receipt is committed; their jobs are
--- created afterwards, in bulk, by the next transaction that works on jobs (a claim, an
--- uninstall, a shop redaction), which promotes every queued webhook receipt it has not yet seen.
+-- created afterwards, in bulk, by a claim that finds no job to claim, an uninstall or a shop
+-- redaction, which promote the queued webhook receipts recorded since the last promotion.
 --
 -- Why: SQLite has one writer, and writing the job beside each receipt doubled the writer's work
 -- per delivery (seven b-trees instead of four), which made it the limit of `POST /webhooks`
 -- (tests/bench/webhooks.sh, `cargo bench -p keel --bench webhook_batches`). One
--- `insert … select` per claim writes the same jobs for a fraction of the cost.
+-- `insert … select` per promotion writes the same jobs for a fraction of the cost.
 --
 -- The mark below is sound because SQLite commits one transaction at a time and receipt ids
 -- grow with every insert (autoincrement): once a receipt id is visible, every smaller one is

@@ -399,10 +399,11 @@ pub trait Store: Send + Sync + 'static {
     /// key yield exactly one non-duplicate outcome.
     ///
     /// PostgreSQL inserts that job in the same transaction. SQLite, whose single writer is the
-    /// limit of the webhook path, inserts only the receipt and creates the jobs in bulk at the
-    /// start of the next `claim_job`, `uninstall_shop` or `redact_shop` (each promotes, in the same
-    /// transaction, every queued webhook receipt recorded since the last promotion), and
-    /// `job_counts` / `next_job_due` count those receipts as queued jobs. Either way no job
+    /// limit of the webhook path, inserts only the receipt and creates the jobs later, in bulk:
+    /// when a `claim_job` finds no job to claim, and at the start of `uninstall_shop` and
+    /// `redact_shop` (which promote every queued webhook receipt recorded since the last
+    /// promotion, in their own transaction); `job_counts` / `next_job_due` count those receipts as
+    /// queued jobs. Either way no job
     /// operation can tell the difference, and a crash loses nothing: the receipt is the durable
     /// record until its job exists. A receipt redacted before its promotion gets no job; its job
     /// would have found nothing left to do.

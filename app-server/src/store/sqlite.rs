@@ -155,8 +155,8 @@ const UNPROMOTED_WEBHOOKS: &str = "from receipts
 const PROMOTE_AT_MOST: i64 = 4096;
 
 /// Gives every queued webhook receipt recorded since the last promotion its job, in receipt
-/// order, in the caller's write transaction; at most [`PROMOTE_AT_MOST`] receipt ids unless
-/// `all`. Answers how many jobs were created.
+/// order, in the caller's write transaction: all of them if `all`, else [`PROMOTE_AT_MOST`]
+/// receipt ids at a time until some jobs were created. Answers how many jobs were created.
 ///
 /// The webhook batch writer stores only receipts, to keep the single writer's work per delivery
 /// small (see migrations/sqlite/0003_webhook_promotion.sql for why the mark is sound). The job is
@@ -196,10 +196,41 @@ async fn promote_webhooks(tx: &mut Transaction<'_, Sqlite>, all: bool) -> Result
             .await
             .map_err(db_error)?;
         promoted += done.rows_affected();
-        if !all {
+        if !all && promoted > 0 {
             return Ok(promoted);
         }
     }
+}
+
+/// Claims the oldest due job, if any. One statement on the one writer connection: no two
+/// claimers can pick the same row. Oldest first by run_at: a job whose lease expired has waited
+/// since its run_at too. A running job was due when claimed, so `run_at <= now` holds for every
+/// candidate and bounds the index scan when nothing is due.
+async fn claim_due(
+    writer: &mut SqliteConnection,
+    worker: &str,
+    lease_until: Timestamp,
+    now: Timestamp,
+) -> Result<Option<Job>, StoreError> {
+    let row: Option<JobRow> = sqlx::query_as(&format!(
+        "update jobs set status = 'running', locked_by = ?1, locked_until = ?2, attempts = attempts + 1, updated_at = ?3
+         where id = (
+             select id from jobs
+             where status in ('queued', 'running') and run_at <= ?3
+               and (status = 'queued' or locked_until <= ?3)
+               and {PAUSED_SHOPS_EXCLUDED}
+             order by run_at, id
+             limit 1
+         )
+         returning {JOB_COLUMNS}"
+    ))
+    .bind(worker)
+    .bind(millis(lease_until))
+    .bind(millis(now))
+    .fetch_optional(writer)
+    .await
+    .map_err(db_error)?;
+    row.map(JobRow::into_job).transpose()
 }
 
 #[async_trait]
@@ -580,33 +611,25 @@ impl Store for SqliteStore {
         lease_until: Timestamp,
         now: Timestamp,
     ) -> Result<Option<Job>, StoreError> {
-        // One statement on the one writer connection: no two claimers can pick the same row.
-        // Oldest first by run_at: a job whose lease expired has waited since its run_at too. A
-        // running job was due when claimed, so `run_at <= now` holds for every candidate and
-        // bounds the index scan when nothing is due.
         let mut writer = self.write_conn().await?;
+        if let Some(job) = claim_due(&mut writer, worker, lease_until, now).await? {
+            return Ok(Some(job));
+        }
+        // Nothing claimable among the jobs: deliveries acknowledged since the last promotion may
+        // be waiting for theirs. Checking only here keeps a claim one statement while jobs are
+        // available; the waiting deliveries are claimed once those run out.
+        let pending: bool =
+            sqlx::query_scalar(&format!("select exists (select 1 {UNPROMOTED_WEBHOOKS})"))
+                .fetch_one(&mut *writer)
+                .await
+                .map_err(db_error)?;
+        if !pending {
+            return Ok(None);
+        }
         let mut tx = begin_immediate(&mut writer).await?;
         promote_webhooks(&mut tx, false).await?;
-        let row: Option<JobRow> = sqlx::query_as(&format!(
-            "update jobs set status = 'running', locked_by = ?1, locked_until = ?2, attempts = attempts + 1, updated_at = ?3
-             where id = (
-                 select id from jobs
-                 where status in ('queued', 'running') and run_at <= ?3
-                   and (status = 'queued' or locked_until <= ?3)
-                   and {PAUSED_SHOPS_EXCLUDED}
-                 order by run_at, id
-                 limit 1
-             )
-             returning {JOB_COLUMNS}"
-        ))
-        .bind(worker)
-        .bind(millis(lease_until))
-        .bind(millis(now))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
-        row.map(JobRow::into_job).transpose()
+        claim_due(&mut writer, worker, lease_until, now).await
     }
 
     #[tracing::instrument(skip_all)]
