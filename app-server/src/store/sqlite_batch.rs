@@ -31,6 +31,8 @@ const RESTART_WAL_FRAMES: i64 = 4096;
 /// WAL file size past which the writer stops taking batches until the WAL is copied back and
 /// truncated: the bound that holds even when the checkpointer falls behind.
 const TRUNCATE_WAL_BYTES: u64 = 32 << 20;
+/// How long that truncation waits for readers still using the WAL.
+const TRUNCATE_WAIT: Duration = Duration::from_millis(100);
 
 type Reply = oneshot::Sender<Result<Vec<WebhookRecorded>, StoreError>>;
 
@@ -167,9 +169,7 @@ fn run(
         if std::fs::metadata(wal).is_ok_and(|m| m.len() > TRUNCATE_WAL_BYTES) {
             // A second checkpoint fails at once while one runs: wait for the pass to end.
             let _pass = checkpointing.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = conn.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL truncation failed; the next commit retries it");
-            }
+            truncate_wal(&conn);
         }
         // Full means a checkpoint is already due; the checkpointer coalesces.
         let _ = committed.try_send(());
@@ -211,6 +211,32 @@ fn checkpoint(
             }
         }
         std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
+/// Runs `wal_checkpoint(TRUNCATE)`, waiting at most [`TRUNCATE_WAIT`] for readers still using
+/// the WAL: a reader that keeps it longer makes the next commit try again, rather than hold the
+/// webhook path for the whole busy timeout.
+fn truncate_wal(conn: &rusqlite::Connection) {
+    let truncated = conn
+        .busy_timeout(TRUNCATE_WAIT)
+        .and_then(|()| {
+            conn.query_row("pragma wal_checkpoint(truncate)", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map(|busy| busy == 0);
+    if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+        tracing::warn!(error = %e, "could not restore the batch writer's busy timeout");
+    }
+    match truncated {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "WAL not truncated: a reader still uses it; retrying after the next commit"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "WAL truncation failed; retrying after the next commit")
+        }
     }
 }
 
