@@ -11,6 +11,8 @@
 //! - `flow` — playing Flow toward the app: signed action requests with Flow's resend rules
 //!   ([`FlowActionRequest`]) and trigger lifecycle callbacks ([`LifecycleEvent`])
 //!   (`reference/flow.md` §3, §6);
+//! - `graphql` — argument values and field collection of a parsed document, shared by `admin`
+//!   and `checkout`;
 //! - `admin` — the Admin GraphQL endpoint: schema subset, parser-driven executor, cost and the
 //!   per-shop leaky bucket, mutations with `@idempotent`, `query:` search;
 //! - `data` / [`Seed`] — the shop's customers, orders, products, inventory, metafields and
@@ -33,6 +35,7 @@ mod data;
 mod error;
 mod faults;
 mod flow;
+mod graphql;
 mod oauth;
 mod seed;
 mod server;

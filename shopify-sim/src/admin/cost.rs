@@ -31,7 +31,9 @@ pub(crate) const CONNECTION_BASE: u64 = 2;
 /// The requested cost of the prepared operation (validated beforehand).
 pub(crate) fn requested(prep: &Prepared<'_>) -> Result<u64, GqlError> {
     if prep.is_mutation() {
-        let roots = prep.collect(&[&prep.op.selection_set.node], schema::MUTATION_ROOT);
+        let roots = prep
+            .selections
+            .collect(&[&prep.op.selection_set.node], schema::MUTATION_ROOT);
         return Ok(roots
             .iter()
             .filter(|c| c.field.node.name.node.as_str() != "__typename")
@@ -51,7 +53,7 @@ fn set_cost(
     let mut max = 0;
     for concrete in schema::concrete_types(ty) {
         let mut sum = 0u64;
-        for c in prep.collect(sets, concrete) {
+        for c in prep.selections.collect(sets, concrete) {
             let name = c.field.node.name.node.as_str();
             let Some(def) = schema::field(concrete, name) else {
                 continue; // __typename is a scalar; others were refused by validation
@@ -83,7 +85,7 @@ fn node_cost(
 ) -> Result<u64, GqlError> {
     let conn = schema::connection_type(node);
     let mut sum = 0u64;
-    for c in prep.collect(sets, conn) {
+    for c in prep.selections.collect(sets, conn) {
         match c.field.node.name.node.as_str() {
             "nodes" => sum += 1 + set_cost(prep, &c.sets, node)?,
             "edges" => {
@@ -91,7 +93,7 @@ fn node_cost(
                 let edge = schema::field(conn, "edges")
                     .and_then(|d| schema::kind_type(d.kind))
                     .unwrap_or("Edge");
-                for e in prep.collect(&edge_sets, edge) {
+                for e in prep.selections.collect(&edge_sets, edge) {
                     if e.field.node.name.node.as_str() == "node" {
                         sum += 1 + set_cost(prep, &e.sets, node)?;
                     }

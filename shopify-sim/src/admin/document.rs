@@ -1,9 +1,7 @@
-//! A parsed request ready to run: the chosen operation, its variables (with defaults), field
-//! collection (fragments, `@skip`/`@include`), argument values, and validation against
-//! [`super::schema`]. Errors are shaped like Shopify's (graphql-ruby's): `message`, `locations`,
+//! A parsed request ready to run: the chosen operation, its variables (with defaults), and
+//! validation against [`super::schema`]; argument values and field collection are
+//! [`crate::graphql`]'s, with this schema's type conditions. Errors are shaped like Shopify's (graphql-ruby's): `message`, `locations`,
 //! `path`, `extensions.code`.
-
-use std::collections::HashSet;
 
 use async_graphql_parser::types::{
     BaseType, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
@@ -14,6 +12,7 @@ use async_graphql_value::Value as GqlValue;
 use serde_json::{json, Map, Value};
 
 use super::schema::{self, Kind};
+use crate::graphql::Selections;
 
 /// Shopify's page-size limit for `first`/`last` on connections.
 pub(crate) const MAX_PAGE_SIZE: u64 = 250;
@@ -75,19 +74,11 @@ impl GqlError {
 
 /// The operation to run and everything needed to read its arguments.
 pub(crate) struct Prepared<'d> {
-    pub doc: &'d ExecutableDocument,
     pub op: &'d OperationDefinition,
     /// `query Customer` / `mutation` — graphql-ruby's first path element in validation errors.
     pub label: String,
-    pub variables: Map<String, Value>,
-}
-
-/// A field after collection: its response key and the merged sub-selections of every
-/// occurrence of that key.
-pub(crate) struct Collected<'d> {
-    pub key: &'d str,
-    pub field: &'d Positioned<Field>,
-    pub sets: Vec<&'d SelectionSet>,
+    /// The document with the operation's variables: argument values and field collection.
+    pub selections: Selections<'d>,
 }
 
 impl<'d> Prepared<'d> {
@@ -168,10 +159,9 @@ impl<'d> Prepared<'d> {
             }
         }
         Ok(Prepared {
-            doc,
             op,
             label,
-            variables: vars,
+            selections: Selections::new(doc, vars, schema::satisfies),
         })
     }
 
@@ -186,54 +176,9 @@ impl<'d> Prepared<'d> {
         self.op.ty == OperationType::Mutation
     }
 
-    /// A GraphQL value (possibly containing variables) as JSON.
-    pub fn value(&self, v: &GqlValue) -> Result<Value, GqlError> {
-        Ok(match v {
-            GqlValue::Variable(name) => self
-                .variables
-                .get(name.as_str())
-                .cloned()
-                .unwrap_or(Value::Null),
-            GqlValue::Null => Value::Null,
-            GqlValue::Number(n) => Value::Number(n.clone()),
-            GqlValue::String(s) => Value::String(s.clone()),
-            GqlValue::Boolean(b) => Value::Bool(*b),
-            GqlValue::Enum(e) => Value::String(e.to_string()),
-            GqlValue::Binary(_) => Value::Null,
-            GqlValue::List(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|i| self.value(i))
-                    .collect::<Result<_, _>>()?,
-            ),
-            GqlValue::Object(fields) => {
-                let mut m = Map::new();
-                for (k, v) in fields {
-                    m.insert(k.to_string(), self.value(v)?);
-                }
-                Value::Object(m)
-            }
-        })
-    }
-
-    /// All arguments of a field as a JSON object (variables substituted; absent variables
-    /// leave the argument out, as GraphQL prescribes).
-    pub fn args(&self, field: &Field) -> Result<Map<String, Value>, GqlError> {
-        let mut m = Map::new();
-        for (name, value) in &field.arguments {
-            if let GqlValue::Variable(v) = &value.node {
-                if !self.variables.contains_key(v.as_str()) {
-                    continue;
-                }
-            }
-            m.insert(name.node.to_string(), self.value(&value.node)?);
-        }
-        Ok(m)
-    }
-
     /// The page size of a connection or sized list: `first`, else `last`.
     pub fn page_size(&self, field: &Field) -> Result<Option<u64>, GqlError> {
-        let args = self.args(field)?;
+        let args = self.selections.args(field);
         let size = args
             .get("first")
             .filter(|v| !v.is_null())
@@ -246,87 +191,6 @@ impl<'d> Prepared<'d> {
                     field.name.node
                 ))
             }),
-        }
-    }
-
-    fn included(&self, directives: &[Positioned<async_graphql_parser::types::Directive>]) -> bool {
-        directives.iter().all(|d| {
-            let cond = || {
-                d.node
-                    .arguments
-                    .iter()
-                    .find(|(n, _)| n.node.as_str() == "if")
-                    .and_then(|(_, v)| self.value(&v.node).ok())
-                    .and_then(|v| v.as_bool())
-                    .unwrap_or(false)
-            };
-            match d.node.name.node.as_str() {
-                "skip" => !cond(),
-                "include" => cond(),
-                _ => true,
-            }
-        })
-    }
-
-    /// Collects the fields that apply to an object of `concrete` type from `sets`, merging
-    /// repeated response keys (GraphQL's CollectFields).
-    pub fn collect(&self, sets: &[&'d SelectionSet], concrete: &str) -> Vec<Collected<'d>> {
-        let mut out: Vec<Collected<'d>> = Vec::new();
-        let mut seen_fragments = HashSet::new();
-        for set in sets {
-            self.collect_into(set, concrete, &mut out, &mut seen_fragments);
-        }
-        out
-    }
-
-    fn collect_into(
-        &self,
-        set: &'d SelectionSet,
-        concrete: &str,
-        out: &mut Vec<Collected<'d>>,
-        seen: &mut HashSet<&'d str>,
-    ) {
-        for item in &set.items {
-            if !self.included(item.node.directives()) {
-                continue;
-            }
-            match &item.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.as_str();
-                    match out.iter_mut().find(|c| c.key == key) {
-                        Some(c) => c.sets.push(&field.node.selection_set.node),
-                        None => out.push(Collected {
-                            key,
-                            field,
-                            sets: vec![&field.node.selection_set.node],
-                        }),
-                    }
-                }
-                Selection::InlineFragment(frag) => {
-                    let applies = frag
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .is_none_or(|c| schema::satisfies(concrete, c.node.on.node.as_str()));
-                    if applies {
-                        self.collect_into(&frag.node.selection_set.node, concrete, out, seen);
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    let Some(frag) = self.doc.fragments.get(name) else {
-                        continue;
-                    };
-                    if seen.insert(name)
-                        && schema::satisfies(
-                            concrete,
-                            frag.node.type_condition.node.on.node.as_str(),
-                        )
-                    {
-                        self.collect_into(&frag.node.selection_set.node, concrete, out, seen);
-                    }
-                }
-            }
         }
     }
 
@@ -391,7 +255,7 @@ impl<'d> Prepared<'d> {
                 }
                 Selection::FragmentSpread(spread) => {
                     let name = spread.node.fragment_name.node.as_str();
-                    let Some(frag) = self.doc.fragments.get(name) else {
+                    let Some(frag) = self.selections.doc.fragments.get(name) else {
                         errors.push(
                             GqlError::new(format!("Fragment {name} was used, but not defined"))
                                 .at(item.pos)

@@ -8,7 +8,7 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::document::{Collected, GqlError, Prepared};
+use super::document::{GqlError, Prepared};
 use super::mutations::{Payload, UserError};
 use super::schema::{self, Kind};
 use super::search::{Search, SearchValue};
@@ -17,6 +17,7 @@ use crate::data::{
     Customer, Discount, Fulfillment, InventoryLevel, LineItem, Location, Metafield, Order, Product,
     ShopData, Variant,
 };
+use crate::graphql::Collected;
 use crate::state::ShopInfo;
 
 /// Something a field can return: a reference into the shop's data or a small computed value.
@@ -154,7 +155,7 @@ impl<'a, 'd> Executor<'a, 'd> {
     pub fn complete(&mut self, obj: &Obj<'a>, sets: &[&'d SelectionSet]) -> Value {
         let ty = obj.typename();
         let mut out = Map::new();
-        for c in self.prep.collect(sets, ty) {
+        for c in self.prep.selections.collect(sets, ty) {
             self.path.push(json!(c.key));
             let v = match self.resolve(obj, &c) {
                 Ok(v) => v,
@@ -178,7 +179,7 @@ impl<'a, 'd> Executor<'a, 'd> {
         }
         let def = schema::field(ty, name)
             .ok_or_else(|| GqlError::new(format!("Field '{name}' doesn't exist on type '{ty}'")))?;
-        let args = self.prep.args(&c.field.node)?;
+        let args = self.prep.selections.args(&c.field.node);
         match def.kind {
             Kind::Scalar => self.scalar(obj, name, &args),
             Kind::Object(_) => match self.object(obj, name, &args)? {

@@ -296,7 +296,10 @@ fn execute_mutation(
     let mut out = Map::new();
     let mut errors = Vec::new();
     let mut actual = 0;
-    for c in prep.collect(&[&prep.op.selection_set.node], schema::MUTATION_ROOT) {
+    for c in prep
+        .selections
+        .collect(&[&prep.op.selection_set.node], schema::MUTATION_ROOT)
+    {
         let name = c.field.node.name.node.as_str();
         if name == "__typename" {
             out.insert(c.key.to_owned(), json!(schema::MUTATION_ROOT));
@@ -304,23 +307,7 @@ fn execute_mutation(
         }
         actual += cost::MUTATION_COST;
         let path = vec![json!(c.key)];
-        let outcome = prep.args(&c.field.node).and_then(|args| {
-            let key = idempotency_key(prep, &c.field.node)?;
-            if let Some(stored) = key.as_ref().and_then(|k| admin.idempotent.get(k)) {
-                return Ok(stored.clone());
-            }
-            let payload = mutations::run(&mut admin.data, &ctx, name, &args)?;
-            if payload.accepted() {
-                admin
-                    .data
-                    .log_mutation(name, Value::Object(args), key.clone(), now);
-            }
-            if let Some(k) = key {
-                admin.idempotent.insert(k, payload.clone());
-            }
-            Ok(payload)
-        });
-        match outcome {
+        match run_root_mutation(prep, admin, &ctx, &c.field.node) {
             Ok(payload) => {
                 let mut ex =
                     Executor::new(prep, &admin.data, shop, client_id, now).with_path(c.key);
@@ -336,6 +323,32 @@ fn execute_mutation(
         }
     }
     (Value::Object(out), errors, actual)
+}
+
+/// One root mutation field, answered from the idempotency store when its `@idempotent` key was
+/// seen before; an accepted one is logged for tests to inspect.
+fn run_root_mutation(
+    prep: &Prepared<'_>,
+    admin: &mut ShopAdmin,
+    ctx: &mutations::Ctx<'_>,
+    field: &async_graphql_parser::types::Field,
+) -> Result<mutations::Payload, GqlError> {
+    let name = field.name.node.as_str();
+    let args = prep.selections.args(field);
+    let key = idempotency_key(prep, field)?;
+    if let Some(stored) = key.as_ref().and_then(|k| admin.idempotent.get(k)) {
+        return Ok(stored.clone());
+    }
+    let payload = mutations::run(&mut admin.data, ctx, name, &args)?;
+    if payload.accepted() {
+        admin
+            .data
+            .log_mutation(name, Value::Object(args), key.clone(), ctx.now);
+    }
+    if let Some(k) = key {
+        admin.idempotent.insert(k, payload.clone());
+    }
+    Ok(payload)
 }
 
 /// The key of an `@idempotent(key: …)` directive on a mutation field, if present.
@@ -355,8 +368,7 @@ fn idempotency_key(
         .arguments
         .iter()
         .find(|(n, _)| n.node.as_str() == "key")
-        .map(|(_, v)| prep.value(&v.node))
-        .transpose()?;
+        .map(|(_, v)| prep.selections.value(&v.node));
     match key {
         Some(Value::String(k)) if !k.is_empty() => Ok(Some(k)),
         _ => Err(

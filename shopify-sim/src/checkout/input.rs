@@ -15,19 +15,14 @@
 //! `Discount { discountClasses metafield }`, `MoneyV2`, `Metafield { value jsonValue type }`,
 //! `HasTagResponse`, and `__typename` everywhere.
 
-use std::collections::HashSet;
-
-use async_graphql_parser::types::{
-    ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
-};
-use async_graphql_parser::Positioned;
-use async_graphql_value::Value as GqlValue;
+use async_graphql_parser::types::{OperationDefinition, SelectionSet};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 use vip_fixtures::Json;
 
 use super::cart::{Cart, Line};
 use crate::data::{Customer, Metafield};
+use crate::graphql::Selections;
 
 /// A checkout's data as one discount's Function run sees it.
 pub(crate) struct RunContext<'a> {
@@ -57,8 +52,7 @@ pub(crate) fn build(
         return Err("the Function's input query has several operations".into());
     }
     let exec = Exec {
-        doc: &doc,
-        variables: variable_values(&op.node, variables)?,
+        selections: Selections::new(&doc, variable_values(&op.node, variables)?, satisfies),
         ctx,
     };
     exec.object(Node::Input, &[&op.node.selection_set.node])
@@ -141,27 +135,19 @@ enum Out<'a> {
 }
 
 struct Exec<'d, 'a> {
-    doc: &'d ExecutableDocument,
-    variables: Map<String, Value>,
+    selections: Selections<'d>,
     ctx: &'a RunContext<'a>,
-}
-
-/// A response key and every occurrence of it (GraphQL's field collection).
-struct Collected<'d> {
-    key: &'d str,
-    field: &'d Positioned<Field>,
-    sets: Vec<&'d SelectionSet>,
 }
 
 impl<'d, 'a> Exec<'d, 'a> {
     fn object(&self, node: Node<'a>, sets: &[&'d SelectionSet]) -> Result<Json, String> {
         let mut members = Vec::new();
-        for c in self.collect(sets, node.typename()) {
+        for c in self.selections.collect(sets, node.typename()) {
             let name = c.field.node.name.node.as_str();
             let value = if name == "__typename" {
                 Json::str(node.typename())
             } else {
-                let args = self.args(&c.field.node)?;
+                let args = self.selections.args(&c.field.node);
                 match self.resolve(node.clone(), name, &args)? {
                     Out::Leaf(v) => v,
                     Out::One(None) => Json::Null,
@@ -177,89 +163,6 @@ impl<'d, 'a> Exec<'d, 'a> {
             members.push((c.key.to_owned(), value));
         }
         Ok(Json::Object(members))
-    }
-
-    fn collect(&self, sets: &[&'d SelectionSet], concrete: &str) -> Vec<Collected<'d>> {
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for set in sets {
-            self.collect_into(set, concrete, &mut out, &mut seen);
-        }
-        out
-    }
-
-    fn collect_into(
-        &self,
-        set: &'d SelectionSet,
-        concrete: &str,
-        out: &mut Vec<Collected<'d>>,
-        seen: &mut HashSet<&'d str>,
-    ) {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    let key = field.node.response_key().node.as_str();
-                    match out.iter_mut().find(|c: &&mut Collected<'d>| c.key == key) {
-                        Some(c) => c.sets.push(&field.node.selection_set.node),
-                        None => out.push(Collected {
-                            key,
-                            field,
-                            sets: vec![&field.node.selection_set.node],
-                        }),
-                    }
-                }
-                Selection::InlineFragment(frag) => {
-                    let applies = frag
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .is_none_or(|c| satisfies(concrete, c.node.on.node.as_str()));
-                    if applies {
-                        self.collect_into(&frag.node.selection_set.node, concrete, out, seen);
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = spread.node.fragment_name.node.as_str();
-                    if let Some(frag) = self.doc.fragments.get(name) {
-                        if seen.insert(name)
-                            && satisfies(concrete, frag.node.type_condition.node.on.node.as_str())
-                        {
-                            self.collect_into(&frag.node.selection_set.node, concrete, out, seen);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn value(&self, v: &GqlValue) -> Value {
-        match v {
-            GqlValue::Variable(name) => self
-                .variables
-                .get(name.as_str())
-                .cloned()
-                .unwrap_or(Value::Null),
-            GqlValue::Null | GqlValue::Binary(_) => Value::Null,
-            GqlValue::Number(n) => Value::Number(n.clone()),
-            GqlValue::String(s) => Value::String(s.clone()),
-            GqlValue::Boolean(b) => Value::Bool(*b),
-            GqlValue::Enum(e) => Value::String(e.to_string()),
-            GqlValue::List(items) => Value::Array(items.iter().map(|i| self.value(i)).collect()),
-            GqlValue::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), self.value(v)))
-                    .collect(),
-            ),
-        }
-    }
-
-    fn args(&self, field: &Field) -> Result<Map<String, Value>, String> {
-        Ok(field
-            .arguments
-            .iter()
-            .map(|(name, value)| (name.node.to_string(), self.value(&value.node)))
-            .collect())
     }
 
     fn resolve(
