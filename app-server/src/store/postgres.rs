@@ -897,10 +897,6 @@ impl Store for PostgresStore {
     }
 }
 
-// Read committed: a concurrent copy of a delivery waits on the unique key until the first
-// copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
-// Rows are inserted in (shop, key) order, so two batches holding copies of the same
-// deliveries never wait on each other in a cycle.
 /// Takes a per-shop lease (see [`LeaseRow`]) inside the caller's transaction.
 async fn claim_lease<R>(
     tx: &mut Transaction<'static, Postgres>,
@@ -932,6 +928,10 @@ where
     Ok(if exists { Lease::Busy } else { Lease::Missing })
 }
 
+// Read committed: a concurrent copy of a delivery waits on the unique key until the first
+// copy's transaction ends, then finds its committed receipt (or inserts if it rolled back).
+// Rows are inserted in (shop, key) order, so two batches holding copies of the same
+// deliveries never wait on each other in a cycle.
 async fn record_webhooks_batch(
     store: &PostgresStore,
     batch: &[NewWebhook],

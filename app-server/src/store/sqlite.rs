@@ -1020,8 +1020,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// `BEGIN IMMEDIATE`: take the write lock up front, so a second process on the same file makes
-/// this wait (busy timeout) rather than fail halfway through.
 /// Takes a per-shop lease (see [`LeaseRow`]) inside the caller's transaction.
 async fn claim_lease<R>(
     tx: &mut Transaction<'_, Sqlite>,
@@ -1053,6 +1051,8 @@ where
     Ok(if exists { Lease::Busy } else { Lease::Missing })
 }
 
+/// `BEGIN IMMEDIATE`: take the write lock up front, so a second process on the same file makes
+/// this wait (busy timeout) rather than fail halfway through.
 async fn begin_immediate(
     conn: &mut SqliteConnection,
 ) -> Result<Transaction<'_, Sqlite>, StoreError> {
